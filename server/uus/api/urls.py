@@ -1,0 +1,16 @@
+"""/api/v1/: every app registers its ViewSets here, in one router."""
+
+from rest_framework.routers import DefaultRouter
+
+from uus.accounts.api.views import ApiTokenViewSet, UserViewSet
+from uus.inventory.api.views import EnrollmentTokenViewSet
+from uus.jobs.api.views import JobViewSet, ScheduleViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("users", UserViewSet, basename="user")
+router.register("api-tokens", ApiTokenViewSet, basename="api-token")
+router.register("jobs", JobViewSet, basename="job")
+router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("enrollment-tokens", EnrollmentTokenViewSet, basename="enrollment-token")
+
+urlpatterns = router.urls

@@ -1,0 +1,6 @@
+from uus.core.exceptions import UusError
+
+
+class EnrollmentRefused(UusError):
+    code = "enrollment_refused"
+    status = 403

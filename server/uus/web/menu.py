@@ -1,0 +1,19 @@
+"""The whole navigation in one list: every screen of the UI is reachable from here."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    label: str
+    url_name: str
+    role: str = "auditor"
+
+
+MENU: list[MenuItem] = [
+    MenuItem("Dashboard", "web:dashboard"),
+    MenuItem("Jobs", "web:job_list"),
+    MenuItem("Enrollment", "web:enrollment"),
+    MenuItem("Users", "web:user_list", role="admin"),
+    MenuItem("API", "api-docs"),
+]
