@@ -1,0 +1,731 @@
+"""Validate an uploaded ``.deb`` the way dpkg would, before a single byte of it is stored.
+
+Why a parser of our own and not only ``debian.debfile.DebFile``: DebFile happily opens files that
+dpkg refuses (wrong member order, trailing members, names with ``/`` in them, a truncated data
+member), and its errors do not say what is wrong. Here every refusal is an :class:`InvalidPackage`
+whose message an administrator can act on ("truncated: data.tar.xz ends early ...").
+
+What is checked, in order:
+
+1. the real size of the open file (``fstat``), never a length someone claimed;
+2. the ar container: ``!<arch>\\n`` magic, well-formed member headers, member names without path
+   tricks, the members ``debian-binary`` (exactly ``2.0\\n``), ``control.tar[.gz|.xz|.zst]`` and
+   ``data.tar[.gz|.xz|.bz2|.lzma|.zst]`` in that order (dpkg skips ``_``-prefixed members, so do we),
+   every member complete, nothing after the data member;
+3. the control archive: a tar without ``..`` or absolute names, holding a regular ``control`` file;
+   the control file is one strict deb822 paragraph with Package, Version, Architecture, Maintainer
+   and Description, a policy-conforming package name, a valid Debian version and one real
+   architecture name;
+4. the data archive decompresses to its end and is a tar without ``..`` components;
+5. ``dpkg-deb --info`` and ``dpkg-deb --show`` (the real tool) as a second opinion: they must succeed
+   and read the same Package/Version/Architecture.
+
+``.zst`` members are decompressed by the ``zstd`` command-line tool, because Python 3.11 has no zstd
+module; it is installed wherever dpkg itself can read such packages.
+
+The caller owns the file for the duration (an upload spool file): dpkg-deb reopens it by path.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import hashlib
+import lzma
+import os
+import re
+import stat
+import subprocess
+import tarfile
+import threading
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from uus.core.exceptions import UusError
+
+__all__ = [
+    "DebInfo",
+    "InvalidPackage",
+    "inspect_deb",
+    "parse_control",
+    "valid_architecture",
+    "valid_package_name",
+    "valid_version",
+    "version_problem",
+]
+
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER_LEN = 60
+CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz", "control.tar.zst")
+DATA_MEMBERS = (
+    "data.tar",
+    "data.tar.gz",
+    "data.tar.xz",
+    "data.tar.bz2",
+    "data.tar.lzma",
+    "data.tar.zst",
+)
+MANDATORY_FIELDS = ("Package", "Version", "Architecture", "Maintainer", "Description")
+# Fields the archive computes; a control file must not be able to inject them into an index.
+INDEX_ONLY_FIELDS = frozenset(
+    f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Status")
+)
+
+MAX_CONTROL_TAR_BYTES = 64 * 1024 * 1024  # decompressed; a real one is a few KiB to a few MiB
+MAX_CONTROL_FILE_BYTES = 1024 * 1024
+DPKG_DEB_TIMEOUT = 120  # seconds; --info only reads the control member
+
+PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_FIELD_LINE_RE = re.compile(r"^([!-9;-~][!-9;-~]*):(.*)$")  # printable ASCII without ':' or space
+_AR_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_SOURCE_RE = re.compile(r"^(\S+)(?:\s+\((\S+)\))?$")
+_EPOCH_RE = re.compile(r"^[0-9]+$")
+_UPSTREAM_REV_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")  # '-' allowed: a revision follows
+_UPSTREAM_RE = re.compile(r"^[0-9][A-Za-z0-9.+~:]*$")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9.+~]+$")
+
+# dpkg's CPU names (cputable) and the OS prefixes of its ostable that are real-world Debian ports.
+_CPUS = frozenset(
+    "alpha amd64 arc arm arm64 arm64ilp32 armeb armel armhf avr32 hppa i386 ia64 loong64 m32r "
+    "m68k mips mips64 mips64el mips64r6 mips64r6el mipsel mipsn32 mipsn32el mipsn32r6 "
+    "mipsn32r6el mipsr6 mipsr6el nios2 or1k powerpc powerpcel powerpcspe ppc64 ppc64el "
+    "riscv64 s390 s390x sh3 sh3eb sh4 sh4eb sparc sparc64 tilegx x32".split()
+)
+_OS_PREFIXES = frozenset(
+    "hurd kfreebsd knetbsd kopensolaris musl-linux uclibc-linux netbsd openbsd freebsd darwin "
+    "solaris aix mint".split()
+)
+
+
+class InvalidPackage(UusError):
+    """The upload is not a package dpkg would install; the message says why."""
+
+    code = "invalid_package"
+    status = 400
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class DebInfo:
+    """What the server keeps about a validated package (all text is str, sizes are int)."""
+
+    package: str
+    version: str
+    architecture: str
+    source: str
+    source_version: str
+    maintainer: str
+    description: str  # the synopsis, first line of Description
+    section: str
+    priority: str
+    installed_size: int | None
+    depends: str
+    control: str  # the control paragraph as found in the package, ending with "\n"
+    fields: dict[str, str]  # the same paragraph parsed, in the package's field order
+    size: int
+    sha256: str
+    md5: str
+    sha1: str
+    control_member: str
+    data_member: str
+
+    def index_fields(self, filename: str) -> dict[str, str]:
+        """The stanza for a Packages index: control fields plus where and what the file is."""
+        out = {k: v for k, v in self.fields.items() if k.lower() not in INDEX_ONLY_FIELDS}
+        out["Filename"] = filename
+        out["Size"] = str(self.size)
+        out["MD5sum"] = self.md5
+        out["SHA1"] = self.sha1
+        out["SHA256"] = self.sha256
+        return out
+
+
+# --------------------------------------------------------------------------- small validators
+
+
+def version_problem(version: str) -> str | None:
+    """Why ``version`` is not a Debian version (policy 5.6.12), or None when it is one.
+
+    Local on purpose: repos must not depend on another app's parser to refuse a bad upload.
+    """
+    if not version:
+        return "the version is empty"
+    if len(version) > 256:
+        return "the version is longer than 256 characters"
+    if any(c.isspace() for c in version):
+        return "the version contains white space"
+    epoch, colon, rest = version.partition(":")
+    if colon:
+        if not _EPOCH_RE.match(epoch):
+            return f"the epoch {epoch!r} is not a number"
+        if int(epoch) > 2**31 - 1:
+            return "the epoch is too large"
+    else:
+        rest = version
+    if not rest:
+        return "the version is empty after the epoch"
+    if "-" in rest:
+        upstream, revision = rest.rsplit("-", 1)
+        if not revision:
+            return "the Debian revision after '-' is empty"
+        if not _REVISION_RE.match(revision):
+            return f"the Debian revision {revision!r} has characters outside [A-Za-z0-9.+~]"
+        upstream_re = _UPSTREAM_REV_RE
+    else:
+        upstream, upstream_re = rest, _UPSTREAM_RE
+    if not upstream:
+        return "the upstream version is empty"
+    if not upstream[0].isdigit():
+        return f"the upstream version {upstream!r} does not start with a digit"
+    if not upstream_re.match(upstream):
+        return f"the upstream version {upstream!r} has characters outside [A-Za-z0-9.+~-:]"
+    return None
+
+
+def valid_version(version: str) -> bool:
+    return version_problem(version) is None
+
+
+_valid_version = valid_version  # the name the design brief uses
+
+
+def valid_package_name(name: str) -> bool:
+    return bool(PACKAGE_NAME_RE.match(name))
+
+
+def valid_architecture(arch: str) -> bool:
+    """One concrete architecture a binary package can have: ``all`` or a dpkg CPU, maybe OS-prefixed.
+
+    ``any``, wildcards (``linux-any``) and lists are source-package syntax and are refused.
+    """
+    if arch == "all" or arch in _CPUS:
+        return True
+    os_name, _, cpu = arch.rpartition("-")
+    return os_name in _OS_PREFIXES and cpu in _CPUS
+
+
+# --------------------------------------------------------------------------- control paragraph
+
+
+def parse_control(text: str, what: str = "control file") -> dict[str, str]:
+    """Parse exactly one deb822 paragraph, strictly (dpkg's rules for a binary control file).
+
+    Values keep their continuation lines (``"short\\n long\\n ."``); field names keep their case,
+    duplicates are refused case-insensitively.
+    """
+    fields: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    current: str | None = None
+    ended = False
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            raise InvalidPackage(f"{what} has a carriage return on line {lineno}")
+        if not line.strip():
+            if line:
+                raise InvalidPackage(f"{what} has a line of only white space (line {lineno})")
+            if fields:
+                ended = True
+            continue
+        if ended:
+            raise InvalidPackage(f"{what} has more than one paragraph (line {lineno})")
+        if line[0] in " \t":
+            if current is None:
+                raise InvalidPackage(f"{what} starts with a continuation line (line {lineno})")
+            fields[current] += "\n" + line.rstrip()
+            continue
+        if line.startswith("#"):
+            raise InvalidPackage(f"{what} has a comment line, not allowed here (line {lineno})")
+        m = _FIELD_LINE_RE.match(line)
+        if not m or m.group(1).startswith("-"):
+            raise InvalidPackage(f"{what} line {lineno} is not 'Field: value': {line[:60]!r}")
+        name, value = m.group(1), m.group(2).strip()
+        key = name.lower()
+        if key in seen:
+            raise InvalidPackage(f"{what} has {seen[key]} twice")
+        seen[key] = name
+        fields[name] = value
+        current = name
+    if not fields:
+        raise InvalidPackage(f"{what} is empty")
+    return fields
+
+
+def _get(fields: dict[str, str], name: str) -> str:
+    for k, v in fields.items():
+        if k.lower() == name.lower():
+            return v
+    return ""
+
+
+def _check_control(fields: dict[str, str]) -> None:
+    for name in MANDATORY_FIELDS:
+        if not any(k.lower() == name.lower() for k in fields):
+            raise InvalidPackage(f"control file lacks {name}")
+        if not _get(fields, name).split("\n", 1)[0].strip():
+            raise InvalidPackage(f"control file has an empty {name}")
+    package = _get(fields, "Package")
+    if not valid_package_name(package):
+        raise InvalidPackage(
+            f"invalid package name {package!r}: Debian names are lower case letters, digits and"
+            " + . -, at least two characters, starting with a letter or digit"
+        )
+    version = _get(fields, "Version")
+    problem = version_problem(version)
+    if problem:
+        raise InvalidPackage(f"invalid version {version!r}: {problem}")
+    arch = _get(fields, "Architecture")
+    if not valid_architecture(arch):
+        raise InvalidPackage(
+            f"invalid architecture {arch!r}: a binary package has exactly one architecture"
+            " such as amd64, arm64, i386, armhf or all"
+        )
+    source = _get(fields, "Source")
+    if source:
+        m = _SOURCE_RE.match(source)
+        if not m or not valid_package_name(m.group(1)):
+            raise InvalidPackage(f"invalid Source field {source!r}")
+        if m.group(2) and version_problem(m.group(2)):
+            raise InvalidPackage(
+                f"invalid source version {m.group(2)!r}: {version_problem(m.group(2))}"
+            )
+    size = _get(fields, "Installed-Size")
+    if size and not size.isdigit():
+        raise InvalidPackage(f"Installed-Size {size!r} is not a number of KiB")
+    for name, value in fields.items():
+        if "\n" in value and name.lower() in {
+            "package",
+            "version",
+            "architecture",
+            "maintainer",
+            "source",
+            "installed-size",
+        }:
+            raise InvalidPackage(f"control file field {name} spans several lines")
+
+
+# --------------------------------------------------------------------------- ar container
+
+
+@dataclasses.dataclass
+class _Member:
+    name: str
+    offset: int  # of the data
+    size: int
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    return data if data is not None else b""
+
+
+def _ar_members(f: BinaryIO, file_size: int) -> list[_Member]:
+    """Walk the ar headers (no data is read) and refuse anything dpkg would not open."""
+    f.seek(0)
+    magic = _read_exact(f, len(AR_MAGIC))
+    if magic != AR_MAGIC:
+        if magic and AR_MAGIC.startswith(magic):
+            raise InvalidPackage("truncated: the file ends inside the ar magic")
+        raise InvalidPackage("not a Debian package: the file is not an ar archive")
+    members: list[_Member] = []
+    pos = len(AR_MAGIC)
+    while pos < file_size:
+        f.seek(pos)
+        header = _read_exact(f, AR_HEADER_LEN)
+        index = len(members) + 1
+        if len(header) < AR_HEADER_LEN:
+            raise InvalidPackage(
+                f"truncated: the file ends inside the header of ar member #{index}"
+                f" ({len(header)} of {AR_HEADER_LEN} bytes)"
+            )
+        if header[58:60] != b"`\n":
+            raise InvalidPackage(f"corrupt: ar member #{index} has a malformed header")
+        raw_name = header[0:16].decode("ascii", "replace").rstrip(" ")
+        name = raw_name[:-1] if raw_name.endswith("/") and len(raw_name) > 1 else raw_name
+        if not _AR_NAME_RE.match(name) or ".." in name:
+            raise InvalidPackage(
+                f"ar member name {raw_name!r} is not allowed (path separators, '..',"
+                " long-name tables and control characters are refused)"
+            )
+        raw_size = header[48:58].decode("ascii", "replace").strip()
+        if not raw_size.isdigit():
+            raise InvalidPackage(f"corrupt: ar member {name} has an invalid size {raw_size!r}")
+        size = int(raw_size)
+        data_at = pos + AR_HEADER_LEN
+        if data_at + size > file_size:
+            raise InvalidPackage(
+                f"truncated: {name} ends early ({file_size - data_at} of {size} bytes present)"
+            )
+        members.append(_Member(name, data_at, size))
+        pos = data_at + size + (size & 1)
+        if pos > file_size and name.startswith("data.tar"):
+            pos = file_size  # a missing final pad byte is tolerated by dpkg
+    return members
+
+
+def _check_layout(members: list[_Member]) -> tuple[_Member, _Member, _Member]:
+    """debian-binary, control.tar*, data.tar*, in that order; ``_``-members ignored, as dpkg does."""
+    if not members:
+        raise InvalidPackage("truncated: the ar archive has no members")
+    first = members[0]
+    if first.name != "debian-binary":
+        raise InvalidPackage(
+            f"not a Debian package: the first ar member is {first.name!r}, not debian-binary"
+        )
+    rest = [m for m in members[1:] if not m.name.startswith("_")]
+    if not rest:
+        raise InvalidPackage("truncated: the file ends after debian-binary (no control member)")
+    control = rest[0]
+    if control.name not in CONTROL_MEMBERS:
+        raise InvalidPackage(
+            f"ar member {control.name!r} comes where control.tar[.gz|.xz|.zst] must be"
+        )
+    if len(rest) < 2:
+        raise InvalidPackage(f"truncated: the file ends after {control.name} (no data member)")
+    data = rest[1]
+    if data.name not in DATA_MEMBERS:
+        raise InvalidPackage(f"ar member {data.name!r} comes where data.tar.* must be")
+    if len(rest) > 2:
+        raise InvalidPackage(f"unexpected ar member {rest[2].name!r} after {data.name}")
+    if members[-1] is not data:
+        raise InvalidPackage(f"unexpected ar member {members[-1].name!r} after {data.name}")
+    return first, control, data
+
+
+# --------------------------------------------------------------------------- decompression
+
+
+class _Slice:
+    """A read-only window on one ar member, so a decompressor cannot read past it."""
+
+    def __init__(self, f: BinaryIO, offset: int, size: int):
+        self.f, self.pos, self.end = f, offset, offset + size
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.end - self.pos
+        n = min(n, self.end - self.pos)
+        if n <= 0:
+            return b""
+        self.f.seek(self.pos)
+        data = self.f.read(n)
+        self.pos += len(data)
+        return data
+
+
+class _Decompressed:
+    """A file-like object giving the decompressed bytes of a member, checking the stream ends
+    properly (truncated or corrupt compressed data raises InvalidPackage) and its size cap."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, src: _Slice, member: str, limit: int | None):
+        self.src, self.member, self.limit = src, member, limit
+        parts = member.split(".")
+        self.kind = parts[2] if len(parts) > 2 else ""
+        self.produced = 0
+        self.buf = bytearray()  # deleting from the front of a bytearray is cheap
+        self.done = False
+        self._pending = b""
+        self._ended = False  # the current compressed stream reached its end marker
+        self._proc: subprocess.Popen | None = None
+        self._feeder: threading.Thread | None = None
+        self.dec = self._new_decoder()
+        if self.kind == "zst":
+            self._start_zstd()
+
+    def _new_decoder(self):
+        if self.kind == "gz":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.kind in ("xz", "lzma"):
+            return lzma.LZMADecompressor()
+        if self.kind == "bz2":
+            return bz2.BZ2Decompressor()
+        return None
+
+    def _start_zstd(self) -> None:
+        # Python 3.11 has no zstd module: the zstd tool does it, fed from a thread.
+        try:
+            self._proc = subprocess.Popen(
+                ["zstd", "-dcq"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise InvalidPackage(
+                f"cannot check {self.member}: the zstd tool is not installed on the server"
+            ) from None
+        proc = self._proc
+
+        def feed() -> None:
+            try:
+                while chunk := self.src.read(self.CHUNK):
+                    proc.stdin.write(chunk)
+            except OSError:
+                pass  # zstd gave up early; its exit status says why
+            finally:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+
+        self._feeder = threading.Thread(target=feed, daemon=True)
+        self._feeder.start()
+
+    def _more(self) -> bytes:
+        if self._proc is not None:
+            data = self._proc.stdout.read(self.CHUNK)
+            if not data:
+                self._feeder.join()
+                if self._proc.wait() != 0:
+                    raise InvalidPackage(
+                        f"truncated or corrupt: {self.member} is not a complete zstd stream"
+                    )
+                self.done = True
+            return data
+        if self.dec is None:  # an uncompressed tar
+            data = self.src.read(self.CHUNK)
+            self.done = not data
+            return data
+        while True:
+            raw = self._pending or self.src.read(self.CHUNK)
+            self._pending = b""
+            if self._ended:
+                if not raw:
+                    self.done = True
+                    return b""
+                if not raw.strip(b"\0"):
+                    continue  # stream padding
+                self.dec, self._ended = self._new_decoder(), False  # concatenated streams
+            if not raw:
+                raise InvalidPackage(
+                    f"truncated: {self.member} ends early (its compressed stream is incomplete)"
+                )
+            try:
+                out = self.dec.decompress(raw)
+            except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+                raise InvalidPackage(f"corrupt: {self.member} does not decompress ({exc})") from None
+            if self.dec.eof:
+                self._pending, self._ended = self.dec.unused_data, True
+            if out:
+                return out
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n is not None and n >= 0 else 1 << 62
+        while len(self.buf) < want and not self.done:
+            chunk = self._more()
+            self.produced += len(chunk)
+            if self.limit is not None and self.produced > self.limit:
+                raise InvalidPackage(f"{self.member} unpacks to more than {self.limit} bytes; refused")
+            self.buf += chunk
+        out = bytes(self.buf[:want])
+        del self.buf[:want]
+        return out
+
+    def drain(self) -> None:
+        """Read to the end: a tar archive may stop before its compressed stream does."""
+        while not self.done:
+            self.read(self.CHUNK)
+            self.buf.clear()
+
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc.stdout.close()
+            if self._feeder:
+                self._feeder.join()
+
+
+def _tar_name_problem(name: str) -> str | None:
+    if "\0" in name:
+        return "contains a NUL byte"
+    parts = name.split("/")
+    if ".." in parts:
+        return "has a '..' component"
+    return None
+
+
+def _read_control_tar(f: BinaryIO, member: _Member) -> str:
+    stream = _Decompressed(_Slice(f, member.offset, member.size), member.name, MAX_CONTROL_TAR_BYTES)
+    control: bytes | None = None
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                problem = _tar_name_problem(info.name)
+                if problem or info.name.startswith("/"):
+                    raise InvalidPackage(
+                        f"{member.name} entry {info.name!r} {problem or 'is an absolute path'}"
+                    )
+                if info.islnk() and _tar_name_problem(info.linkname):
+                    raise InvalidPackage(f"{member.name} hard link {info.name!r} points outside")
+                name = info.name[2:] if info.name.startswith("./") else info.name
+                if name != "control":
+                    continue
+                if not info.isfile():
+                    raise InvalidPackage(f"{member.name}: control is not a regular file")
+                if control is not None:
+                    raise InvalidPackage(f"{member.name} holds two control files")
+                if info.size > MAX_CONTROL_FILE_BYTES:
+                    raise InvalidPackage(f"{member.name}: the control file is over 1 MiB")
+                control = tar.extractfile(info).read()
+                if len(control) != info.size:
+                    raise InvalidPackage(f"truncated: {member.name} ends inside the control file")
+        stream.drain()
+    except tarfile.TarError as exc:
+        raise InvalidPackage(f"corrupt: {member.name} is not a valid tar archive ({exc})") from None
+    finally:
+        stream.close()
+    if control is None:
+        raise InvalidPackage(f"{member.name} has no control file")
+    try:
+        return control.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPackage("control file is not valid UTF-8") from None
+
+
+def _check_data_tar(f: BinaryIO, member: _Member, limit: int | None) -> None:
+    """Decompress the whole payload: dpkg-deb --info never reads it, so this is our only check
+    that the files an agent will unpack are actually there."""
+    stream = _Decompressed(_Slice(f, member.offset, member.size), member.name, limit)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                problem = _tar_name_problem(info.name)
+                if problem:
+                    raise InvalidPackage(f"{member.name} entry {info.name!r} {problem}")
+                if info.islnk() and _tar_name_problem(info.linkname):
+                    raise InvalidPackage(
+                        f"{member.name} hard link {info.name!r} -> {info.linkname!r} escapes"
+                    )
+        stream.drain()
+    except tarfile.TarError as exc:
+        raise InvalidPackage(f"corrupt: {member.name} is not a valid tar archive ({exc})") from None
+    except EOFError:
+        raise InvalidPackage(f"truncated: {member.name} ends early") from None
+    finally:
+        stream.close()
+
+
+# --------------------------------------------------------------------------- dpkg-deb
+
+
+def _dpkg_deb(args: list[str], path: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    try:
+        return subprocess.run(
+            ["dpkg-deb", *args, "--", str(path)],
+            capture_output=True,
+            timeout=DPKG_DEB_TIMEOUT,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InvalidPackage(f"dpkg-deb took longer than {DPKG_DEB_TIMEOUT} s; refused") from None
+    except FileNotFoundError:
+        raise InvalidPackage("cannot check the package: dpkg-deb is not installed") from None
+
+
+def _second_opinion(path: Path, package: str, version: str, arch: str) -> None:
+    info = _dpkg_deb(["--info"], path)
+    if info.returncode != 0:
+        msg = info.stderr.decode("utf-8", "replace").strip().splitlines() or ["(no message)"]
+        raise InvalidPackage(f"dpkg-deb refuses the file: {msg[0][:300]}")
+    show = _dpkg_deb(["--show", "--showformat=${Package}\\n${Version}\\n${Architecture}\\n"], path)
+    got = show.stdout.decode("utf-8", "replace").split("\n")[:3]
+    if show.returncode != 0 or got != [package, version, arch]:
+        raise InvalidPackage(
+            f"dpkg-deb reads {'/'.join(got)!r}, not {package}/{version}/{arch}; refused"
+        )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _hash_file(f: BinaryIO, size: int) -> tuple[str, str, str]:
+    sha256, md5, sha1 = hashlib.sha256(), hashlib.md5(), hashlib.sha1()
+    f.seek(0)
+    seen = 0
+    while chunk := f.read(1024 * 1024):
+        seen += len(chunk)
+        sha256.update(chunk)
+        md5.update(chunk)
+        sha1.update(chunk)
+    if seen != size:
+        raise InvalidPackage("the file changed while it was being read")
+    return sha256.hexdigest(), md5.hexdigest(), sha1.hexdigest()
+
+
+def inspect_deb(
+    path: str | os.PathLike, max_bytes: int, *, max_unpacked_bytes: int | None = None
+) -> DebInfo:
+    """Validate the ``.deb`` at ``path`` and describe it, or raise :class:`InvalidPackage`.
+
+    ``max_bytes`` limits the file's real size; ``max_unpacked_bytes`` (default 64 x max_bytes,
+    at least 1 GiB) caps what the payload may decompress to, against decompression bombs.
+    """
+    path = Path(path)
+    if max_unpacked_bytes is None:
+        max_unpacked_bytes = max(64 * max_bytes, 1 << 30)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise InvalidPackage(f"cannot open the upload: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidPackage("not a Debian package: not a regular file")
+        size = st.st_size
+        if size > max_bytes:
+            raise InvalidPackage(f"too large: {size} bytes, the limit is {max_bytes} bytes")
+        if size == 0:
+            raise InvalidPackage("not a Debian package: the file is empty")
+
+        members = _ar_members(f, size)
+        binary, control_m, data_m = _check_layout(members)
+        f.seek(binary.offset)
+        if f.read(binary.size) != b"2.0\n":
+            raise InvalidPackage("debian-binary does not say 2.0: not a format dpkg reads")
+
+        control_text = _read_control_tar(f, control_m)
+        fields = parse_control(control_text)
+        _check_control(fields)
+        _check_data_tar(f, data_m, max_unpacked_bytes)
+        sha256, md5, sha1 = _hash_file(f, size)
+
+    package, version = _get(fields, "Package"), _get(fields, "Version")
+    arch = _get(fields, "Architecture")
+    _second_opinion(path, package, version, arch)
+
+    source, source_version = package, version
+    if _get(fields, "Source"):
+        m = _SOURCE_RE.match(_get(fields, "Source"))
+        source = m.group(1)
+        source_version = m.group(2) or version
+    installed = _get(fields, "Installed-Size")
+    return DebInfo(
+        package=package,
+        version=version,
+        architecture=arch,
+        source=source,
+        source_version=source_version,
+        maintainer=_get(fields, "Maintainer"),
+        description=_get(fields, "Description").split("\n", 1)[0].strip(),
+        section=_get(fields, "Section"),
+        priority=_get(fields, "Priority"),
+        installed_size=int(installed) if installed else None,
+        depends=_get(fields, "Depends").replace("\n", " "),
+        control=control_text.rstrip("\n") + "\n",
+        fields=fields,
+        size=size,
+        sha256=sha256,
+        md5=md5,
+        sha1=sha1,
+        control_member=control_m.name,
+        data_member=data_m.name,
+    )

@@ -1,0 +1,141 @@
+"""The content-addressed pool: every package file is stored once, under its SHA-256.
+
+Why content-addressed: the same ``.deb`` is published in many rings and suites (and reached by
+both an upload and the upstream pull-through cache); storing it by hash makes that one file, makes
+a half-written file impossible to confuse with a finished one, and lets a generation's
+``pool/main/h/hello/hello_2.10-3_amd64.deb`` (the apt-facing name, from :func:`pool_path_for`) be
+resolved to the stored file through the generation's pool map (see ``publish.py``).
+
+Layout: ``<pool_root>/by-sha256/ab/cdef...`` (the first two hex digits name the directory, the
+other 62 the file). Files are written to a temporary name in the same directory, fsynced, and
+renamed into place, so a reader sees a whole file or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from uus.core.exceptions import UusError
+
+from .debfile import DebInfo, inspect_deb, valid_architecture, valid_package_name, version_problem
+
+__all__ = [
+    "PoolError",
+    "ingest_deb",
+    "pool_file",
+    "pool_path_for",
+    "pool_relpath",
+    "store_file",
+]
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_COMPONENT_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+
+
+class PoolError(UusError):
+    """A file could not be stored (its hash did not match, or the path was refused)."""
+
+    code = "pool_error"
+    status = 400
+
+
+def pool_relpath(sha256: str) -> str:
+    """``by-sha256/ab/cdef...``: where a file with this hash lives, relative to the pool root."""
+    if not _SHA256_RE.match(sha256 or ""):
+        raise PoolError(f"not a SHA-256 hex digest: {sha256!r}")
+    return f"by-sha256/{sha256[:2]}/{sha256[2:]}"
+
+
+def pool_file(pool_root: str | os.PathLike, sha256: str) -> Path:
+    return Path(pool_root) / pool_relpath(sha256)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def store_file(pool_root: str | os.PathLike, src_path: str | os.PathLike, sha256: str) -> str:
+    """Copy ``src_path`` into the pool under ``sha256`` and return its relative path.
+
+    The copy is hashed as it is written and refused if it is not ``sha256`` (nothing is left
+    behind). Storing the same content twice keeps one file. Safe against concurrent writers:
+    each writes its own temporary file, and the rename of identical content is harmless.
+    """
+    rel = pool_relpath(sha256)
+    final = Path(pool_root) / rel
+    if final.is_file():
+        return rel
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=final.parent)
+    try:
+        digest = hashlib.sha256()
+        with open(src_path, "rb") as src, os.fdopen(fd, "wb") as out:
+            while chunk := src.read(1024 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fchmod(out.fileno(), 0o644)
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise PoolError(
+                f"the file's SHA-256 is {digest.hexdigest()}, not {sha256}: not stored"
+            )
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return rel
+
+
+def ingest_deb(
+    pool_root: str | os.PathLike, path: str | os.PathLike, max_bytes: int
+) -> tuple[DebInfo, str]:
+    """Validate an uploaded ``.deb`` and, only if dpkg would accept it, store it in the pool."""
+    info = inspect_deb(path, max_bytes)
+    return info, store_file(pool_root, path, info.sha256)
+
+
+def _strip_epoch(version: str) -> str:
+    return version.split(":", 1)[1] if ":" in version else version
+
+
+def pool_path_for(
+    package: str,
+    version: str,
+    arch: str,
+    source: str | None = None,
+    *,
+    component: str = "main",
+    prefix: str = "pool",
+) -> str:
+    """The Debian-style name apt sees: ``pool/main/<p>/<source>/<package>_<version>_<arch>.deb``.
+
+    ``<p>`` is the first letter of the source, or ``libX`` for sources starting with ``lib``
+    (as in Debian's archive); the epoch is left out of the file name, as dpkg-name does.
+    Every part is validated, so no name can climb out of the pool directory.
+    """
+    source = source or package
+    for what, name in (("package", package), ("source", source)):
+        if not valid_package_name(name):
+            raise PoolError(f"invalid {what} name for a pool path: {name!r}")
+    if version_problem(version):
+        raise PoolError(f"invalid version for a pool path: {version!r}")
+    if not valid_architecture(arch):
+        raise PoolError(f"invalid architecture for a pool path: {arch!r}")
+    if not _COMPONENT_RE.match(component):
+        raise PoolError(f"invalid component: {component!r}")
+    letter = source[:4] if source.startswith("lib") and len(source) > 3 else source[0]
+    filename = f"{package}_{_strip_epoch(version)}_{arch}.deb"
+    return f"{prefix.strip('/')}/{component}/{letter}/{source}/{filename}"

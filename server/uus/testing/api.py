@@ -1,0 +1,60 @@
+"""Per-endpoint role checks: every API route is declared here with the least role that may call it.
+`server/tests/test_api_permissions.py` calls each one anonymously and as every role, and fails when a
+route exists that this table does not declare, so no endpoint can skip its permission test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # may contain {job}, {token}, {schedule}, {enrollment_token}, {user} placeholders
+    role: str  # least role allowed
+    body: dict = field(default_factory=dict)
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("GET", "/api/v1/users/", "admin"),
+    Endpoint("POST", "/api/v1/users/", "admin", {"username": "newbie", "password": "a-long-password-9"}),
+    Endpoint("GET", "/api/v1/users/{user}/", "admin"),
+    Endpoint("PATCH", "/api/v1/users/{user}/", "admin", {"email": "x@example.org"}),
+    Endpoint("DELETE", "/api/v1/users/{user}/", "admin"),
+    Endpoint("GET", "/api/v1/users/me/", "auditor"),
+    Endpoint("GET", "/api/v1/api-tokens/", "auditor"),
+    Endpoint("POST", "/api/v1/api-tokens/", "auditor", {"name": "mine"}),
+    Endpoint("GET", "/api/v1/api-tokens/{token}/", "auditor"),
+    Endpoint("POST", "/api/v1/api-tokens/{token}/revoke/", "auditor"),
+    Endpoint("GET", "/api/v1/jobs/", "auditor"),
+    Endpoint("POST", "/api/v1/jobs/", "admin", {"name": "uus.jobs.tasks.selftest", "kwargs": {"steps": 1, "delay": 0}}),
+    Endpoint("GET", "/api/v1/jobs/{job}/", "auditor"),
+    Endpoint("POST", "/api/v1/jobs/{job}/cancel/", "operator"),
+    Endpoint("GET", "/api/v1/schedules/", "auditor"),
+    Endpoint("GET", "/api/v1/schedules/{schedule}/", "auditor"),
+    Endpoint("PATCH", "/api/v1/schedules/{schedule}/", "admin", {"interval_seconds": 7200}),
+    Endpoint("GET", "/api/v1/enrollment-tokens/", "auditor"),
+    Endpoint("POST", "/api/v1/enrollment-tokens/", "admin", {"comment": "lab"}),
+    Endpoint("GET", "/api/v1/enrollment-tokens/{enrollment_token}/", "auditor"),
+    Endpoint("POST", "/api/v1/enrollment-tokens/{enrollment_token}/revoke/", "admin"),
+]
+
+
+def make_objects(owner) -> dict[str, str]:
+    """One object of each kind the placeholders name, created fresh for one call."""
+    from uus.accounts.models import User
+    from uus.accounts.services import api_token_create
+    from uus.inventory.services import enrollment_token_create
+    from uus.jobs.models import Schedule
+    from uus.jobs.services import dispatch, schedules_ensure
+
+    schedules_ensure()
+    token, _ = api_token_create(user=owner, name="placeholder")
+    victim = User.objects.create_user(username=f"victim-{User.objects.count()}", password="a-long-password-3")
+    return {
+        "job": str(dispatch("uus.jobs.tasks.selftest", kwargs={"steps": 1, "delay": 0}).pk),
+        "token": str(token.pk),
+        "schedule": str(Schedule.objects.first().pk),
+        "enrollment_token": str(enrollment_token_create(comment="x")[0].pk),
+        "user": str(victim.pk),
+    }
