@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core import exceptions as lx
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
 
 __all__ = [
     "DirectoryBaseDNError",
@@ -239,23 +238,6 @@ _DN_SPECIALS = set(',+"\\<>;')
 _HEX2 = re.compile(r"[0-9a-fA-F]{2}")
 
 
-def _unescape_value(value: str) -> str:
-    out = bytearray()
-    i = 0
-    while i < len(value):
-        c = value[i]
-        if c == "\\" and _HEX2.fullmatch(value[i + 1:i + 3]):
-            out.append(int(value[i + 1:i + 3], 16))  # \C3\BC: bytes of one UTF-8 character
-            i += 3
-        elif c == "\\" and i + 1 < len(value):
-            out += value[i + 1].encode()
-            i += 2
-        else:
-            out += c.encode()
-            i += 1
-    return out.decode("utf-8", errors="replace")
-
-
 def _escape_value(value: str) -> str:
     """RFC 4514 escaping, always the same way, so that equal values have equal spellings."""
     out = []
@@ -269,18 +251,61 @@ def _escape_value(value: str) -> str:
     return "".join(out)
 
 
+_ATTR_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*")
+
+
 def _split_dn(dn: str) -> list[list[tuple[str, str]]]:
-    """RDNs, each a list of (lower-case type, unescaped value); raises DirectoryConfigError."""
-    try:
-        avas = parse_dn(dn, escape=False, strip=True)
-    except (lx.LDAPInvalidDnError, IndexError, ValueError, TypeError) as e:
-        raise DirectoryConfigError(f"{dn!r} is not a valid DN ({e})") from None
+    """RDNs, each a list of (lower-case type, unescaped value); raises DirectoryConfigError.
+
+    RFC 4514, leniently: spaces around ``=``, ``,`` and ``+`` are ignored (RFC 1779 style, as
+    written by people and by AD tools) and ``;`` separates RDNs like ``,``.
+    """
+    if not isinstance(dn, str) or not dn.strip():
+        raise DirectoryConfigError("an empty DN is not a valid DN")
+
+    def bad(why: str) -> DirectoryConfigError:
+        return DirectoryConfigError(f"{dn!r} is not a valid DN ({why})")
+
     rdns: list[list[tuple[str, str]]] = [[]]
-    for attr, value, sep in avas:
-        rdns[-1].append((attr.strip().lower(), _unescape_value(value.strip())))
-        if sep == ",":
+    i, n = 0, len(dn)
+    while True:
+        eq = dn.find("=", i)
+        if eq < 0:
+            raise bad("an attribute has no '='")
+        attr = dn[i:eq].strip()
+        if not _ATTR_TYPE.fullmatch(attr):
+            raise bad(f"{attr!r} is not an attribute type")
+        i = eq + 1
+        while i < n and dn[i] == " ":
+            i += 1
+        buf = bytearray()
+        significant = 0  # length of buf without unescaped trailing spaces
+        while i < n and dn[i] not in ",+;":
+            c = dn[i]
+            if c == "\\":
+                if _HEX2.fullmatch(dn[i + 1:i + 3]):
+                    buf.append(int(dn[i + 1:i + 3], 16))
+                    i += 3
+                elif i + 1 < n:
+                    buf += dn[i + 1].encode()
+                    i += 2
+                else:
+                    raise bad("it ends with a lone backslash")
+                significant = len(buf)
+            else:
+                buf += c.encode()
+                i += 1
+                if c != " ":
+                    significant = len(buf)
+        rdns[-1].append((attr.lower(), bytes(buf[:significant]).decode("utf-8", errors="replace")))
+        if i >= n:
+            break
+        if dn[i] in ",;":
             rdns.append([])
-    return [r for r in rdns if r]
+        i += 1
+        if not dn[i:].strip():
+            raise bad("it ends with a separator")
+    return rdns
 
 
 def _join(rdns) -> str:

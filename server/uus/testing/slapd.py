@@ -148,6 +148,8 @@ class SlapdServer:
         sizelimit: str | None = None,
         schemas=_DEFAULT_SCHEMAS,
         extra_config: str = "",
+        extra_database_config: str = "",
+        tls_names=("IP:127.0.0.1", "DNS:localhost"),
         config_template: str | os.PathLike | None = None,
         copy_binary: bool = False,
         ldif: str | os.PathLike | None = None,
@@ -155,6 +157,9 @@ class SlapdServer:
     ) -> None:
         """Describe the server; nothing runs until :meth:`start`.
 
+        ``tls_names`` are the server certificate's subjectAltNames (change them to test host
+        name checks); ``extra_config`` goes into the global section and
+        ``extra_database_config`` into the database section (``limits ...``);
         ``memberof`` loads the memberOf overlay (group membership visible on
         users, like Active Directory); ``sizelimit`` is the raw value of the
         ``sizelimit`` directive (e.g. ``"size.soft=500 size.hard=500
@@ -172,6 +177,8 @@ class SlapdServer:
         self.sizelimit = sizelimit
         self.schemas = tuple(schemas)
         self.extra_config = extra_config
+        self.extra_database_config = extra_database_config
+        self.tls_names = tuple(tls_names)
         self.config_template = Path(config_template) if config_template else None
         self.copy_binary = copy_binary
         self.initial_ldif = ldif
@@ -386,6 +393,8 @@ class SlapdServer:
             "index objectClass eq",
             "index uid,cn,member,uniqueMember eq",
         ]
+        if self.extra_database_config:
+            lines.append(self.extra_database_config.strip())
         if self.memberof:
             lines.append("overlay memberof")
         if self.acl:
@@ -410,11 +419,11 @@ class SlapdServer:
             "basicConstraints = critical, CA:FALSE\n"
             "keyUsage = critical, digitalSignature, keyEncipherment\n"
             "extendedKeyUsage = serverAuth\n"
-            "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+            f"subjectAltName = {', '.join(self.tls_names)}\n"
         )
         self._openssl(
             "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(self.server_key), "-out", str(csr), "-subj", "/CN=127.0.0.1",
+            "-keyout", str(self.server_key), "-out", str(csr), "-subj", "/CN=UUS test slapd",
         )
         self._openssl(
             "x509", "-req", "-in", str(csr), "-CA", str(self.ca_cert), "-CAkey", str(self.ca_key),

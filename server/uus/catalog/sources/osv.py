@@ -275,7 +275,36 @@ def _iter_directory(root: str) -> Iterator[tuple[str, dict | OsvFormatError]]:
             yield p, _load(p, data)
 
 
+def _decompressor(f, kind: str):
+    if kind == "gz":
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    if kind == "xz":
+        return lzma.LZMAFile(f, "rb")
+    return bz2.BZ2File(f, "rb")
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
 def _iter_tar_or_compressed(f, name: str, kind: str) -> Iterator[tuple[str, dict | OsvFormatError]]:
+    """A tar archive (plain or compressed), or one compressed document such as USN-1-1.json.xz."""
+    if kind != "tar":
+        try:
+            with _decompressor(f, kind) as z:
+                head = z.read(512)
+        except _ARCHIVE_ERRORS as e:
+            yield name, OsvFormatError(name, f"compressed file is truncated or corrupt: {e}")
+            return
+        f.seek(0)
+        if _sniff(head) != "tar":
+            try:
+                with _decompressor(f, kind) as z:
+                    data = z.read(MAX_DOCUMENT_BYTES + 1)
+            except _ARCHIVE_ERRORS as e:
+                yield name, OsvFormatError(name, f"compressed file is truncated or corrupt: {e}")
+                return
+            yield name, _load(name, data)
+            return
     count = 0
     try:
         with tarfile.open(fileobj=f, mode="r|*") as tf:
@@ -291,26 +320,8 @@ def _iter_tar_or_compressed(f, name: str, kind: str) -> Iterator[tuple[str, dict
                 data = tf.extractfile(member).read()
                 count += 1
                 yield member_name, _load(member_name, data)
-    except tarfile.ReadError as e:
-        if count == 0 and kind in ("gz", "xz", "bz2") and "truncated" not in str(e).lower():
-            yield from _iter_compressed_json(f, name, kind)
-            return
+    except _ARCHIVE_ERRORS as e:
         yield name, OsvFormatError(name, f"archive is truncated or corrupt after {count} documents: {e}")
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
-        yield name, OsvFormatError(name, f"archive is truncated or corrupt after {count} documents: {e}")
-
-
-def _iter_compressed_json(f, name: str, kind: str) -> Iterator[tuple[str, dict | OsvFormatError]]:
-    """A single compressed document such as USN-1234-1.json.xz."""
-    f.seek(0)
-    opener = {"gz": gzip.GzipFile, "xz": lzma.LZMAFile, "bz2": bz2.BZ2File}[kind]
-    try:
-        with opener(fileobj=f) as z:
-            data = z.read(MAX_DOCUMENT_BYTES + 1)
-    except (EOFError, OSError, lzma.LZMAError, zlib.error) as e:
-        yield name, OsvFormatError(name, f"compressed file is truncated or corrupt: {e}")
-        return
-    yield name, _load(name, data)
 
 
 def _iter_zip(f, name: str) -> Iterator[tuple[str, dict | OsvFormatError]]:
