@@ -186,7 +186,7 @@ class JobRunner:
                 continue
             job_id = rec["id"]
             if not self.state.outbox_has(job_id):
-                before = _unpack(rec.get("before") or [])
+                before = rec.get("before")
                 after = _snapshot(self.root)
                 result = protocol.job_result(
                     job_id=job_id,
@@ -196,7 +196,7 @@ class JobRunner:
                     "it was not run again. Check the machine's apt and dpkg logs.\n",
                     started_at=rec.get("started_at"),
                     finished_at=protocol.isoformat(protocol.utc_now()),
-                    packages=dpkg.version_changes(before, after) if before else [],
+                    packages=dpkg.version_changes(_unpack(before), after) if before is not None else [],
                     reboot_required=facts.reboot_required(self.root),
                     error="interrupted",
                 )

@@ -140,7 +140,16 @@ class Agent:
             self._apply_apt(transport, answer["apt"], summary)
         # 4. inventory, if the server does not know our hash.
         if answer["inventory"] != "ok":
-            self._send_inventory(transport, auth, answer["inventory"], packages, current_hash, acked_inv, summary)
+            try:
+                self._send_inventory(
+                    transport, auth, answer["inventory"], packages, current_hash, acked_inv, summary
+                )
+            except Unauthorized:
+                raise
+            except (TransportError, ServerError, protocol.ProtocolError) as e:
+                msg = "inventory upload failed: %s" % e
+                log.error("%s", msg)
+                summary["errors"].append(msg)
         # 5. jobs, each exactly once.
         ran = 0
         for job in answer["jobs"]:

@@ -2,7 +2,6 @@
 
 import pytest
 from django.urls import get_resolver
-
 from uus.testing.api import ENDPOINTS, Endpoint, make_objects
 
 ROLES = ["auditor", "operator", "admin"]
@@ -23,8 +22,9 @@ def test_endpoint_permissions(endpoint, role, make_user, api_client_for):
     client = api_client_for(owner if role else None)
     path = endpoint.path.format(**make_objects(owner))
     users_before = User.objects.count()
-    response = client.generic(endpoint.method, path, data=__import__("json").dumps(endpoint.body),
-                              content_type="application/json")
+    response = client.generic(
+        endpoint.method, path, data=__import__("json").dumps(endpoint.payload()), content_type="application/json"
+    )
     if role is None:
         assert response.status_code == 401, response.content
         assert response.json()["error"]["code"] == "not_authenticated"

@@ -50,6 +50,8 @@ KEYS: dict[str, Key] = {
     "upload_max_mb": Key(int, 512, "Largest .deb accepted by an upload."),
     "session_cookie_secure": Key(bool, False, "Send session cookies over HTTPS only."),
     "worker_poll_seconds": Key(float, 1.0, "How often an idle worker looks for queued jobs."),
+    "notices_feed_url": Key(str, "", "OSV notices archive or directory imported every 6 hours; empty = off."),
+    "upstream_sync_minutes": Key(int, 360, "How often every enabled upstream archive is synced."),
 }
 
 

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "uus.accounts",
     "uus.web",
     "uus.api",
+    "uus.catalog",
     "uus.inventory",
 ]
 

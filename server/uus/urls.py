@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("uus.api.urls")),
     re_path(r"^api/", not_found_view),
+    path("", include("uus.catalog.urls")),
     path("", include("uus.web.urls")),
 ]

@@ -1,7 +1,6 @@
 """The web UI in Debian's chromium: log in, see the dashboard, follow a job live on its page."""
 
 import pytest
-
 from uus.testing.fixtures import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

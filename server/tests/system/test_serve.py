@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from uus.testing.fixtures import uus_command
 
 pytestmark = pytest.mark.system
@@ -46,8 +45,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(data_dir / "serve.log", "w")
         data_dir.mkdir(exist_ok=True)
-        self.proc = subprocess.Popen([*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}"],
-                                     env=fresh_env(data_dir, **env), stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}"],
+            env=fresh_env(data_dir, **env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait(self, timeout=60) -> None:
         end = time.monotonic() + timeout
@@ -73,12 +76,16 @@ class Server:
 
 def test_fresh_data_dir_serves_health_and_the_printed_admin_logs_in(tmp_path):
     data = tmp_path / "var"
-    boot = subprocess.run([*uus_command(), "admin", "bootstrap"], env=fresh_env(data), capture_output=True,
-                          text=True, timeout=120)
+    boot = subprocess.run(
+        [*uus_command(), "admin", "bootstrap"], env=fresh_env(data), capture_output=True, text=True, timeout=120
+    )
     assert boot.returncode == 0, boot.stderr
     password = re.search(r"password:\s+(\S+)", boot.stdout).group(1)
-    assert password not in "".join(p.read_text(errors="ignore") for p in data.rglob("*") if p.is_file()
-                                   and p.suffix != ".sqlite3" and "wal" not in p.name)
+    assert password not in "".join(
+        p.read_text(errors="ignore")
+        for p in data.rglob("*")
+        if p.is_file() and p.suffix != ".sqlite3" and "wal" not in p.name
+    )
     again = subprocess.run([*uus_command(), "admin", "bootstrap"], env=fresh_env(data), capture_output=True, text=True)
     assert "already exists" in again.stdout
 
@@ -92,8 +99,9 @@ def test_fresh_data_dir_serves_health_and_the_printed_admin_logs_in(tmp_path):
         status, page = get(server.url + "/login/", opener)
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         form = urllib.parse.urlencode({"username": "admin", "password": password, "csrfmiddlewaretoken": csrf})
-        req = urllib.request.Request(server.url + "/login/", data=form.encode(),
-                                     headers={"Referer": server.url + "/login/"})
+        req = urllib.request.Request(
+            server.url + "/login/", data=form.encode(), headers={"Referer": server.url + "/login/"}
+        )
         with opener.open(req, timeout=10) as r:
             assert r.status == 200 and r.url.rstrip("/") == server.url and "Dashboard" in r.read().decode()
         assert get(server.url + "/static/uus/uus.css")[0] == 200  # static files without another server
@@ -112,16 +120,25 @@ def test_fresh_data_dir_serves_health_and_the_printed_admin_logs_in(tmp_path):
 def test_unknown_config_key_stops_serve_naming_it(tmp_path):
     cfg = tmp_path / "uus.toml"
     cfg.write_text('data_dir = "%s"\nworkers = 4\n' % (tmp_path / "var"))
-    r = subprocess.run([*uus_command(), "serve"], env=fresh_env(tmp_path / "var", UUS_CONFIG=str(cfg)),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*uus_command(), "serve"],
+        env=fresh_env(tmp_path / "var", UUS_CONFIG=str(cfg)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "workers" in r.stderr
 
 
 def test_wrong_database_url_gets_a_clear_error(tmp_path):
     port = free_port()  # nothing listens there
-    r = subprocess.run([*uus_command(), "serve", "--bind", "127.0.0.1:1"],
-                       env=fresh_env(tmp_path, UUS_DATABASE_URL=f"postgres://uus@127.0.0.1:{port}/uus"),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*uus_command(), "serve", "--bind", "127.0.0.1:1"],
+        env=fresh_env(tmp_path, UUS_DATABASE_URL=f"postgres://uus@127.0.0.1:{port}/uus"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "database" in r.stderr.lower() and "Traceback" not in r.stderr
 
 

@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from uus.accounts.api.views import ApiTokenViewSet, UserViewSet
+from uus.catalog.api.views import ArchivePackageViewSet, CveViewSet, NoticeViewSet, UpstreamViewSet
 from uus.inventory.api.views import EnrollmentTokenViewSet
 from uus.jobs.api.views import JobViewSet, ScheduleViewSet
 
@@ -12,5 +13,9 @@ router.register("api-tokens", ApiTokenViewSet, basename="api-token")
 router.register("jobs", JobViewSet, basename="job")
 router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("enrollment-tokens", EnrollmentTokenViewSet, basename="enrollment-token")
+router.register("notices", NoticeViewSet, basename="notice")
+router.register("cves", CveViewSet, basename="cve")
+router.register("upstreams", UpstreamViewSet, basename="upstream")
+router.register("archive-packages", ArchivePackageViewSet, basename="archive-package")
 
 urlpatterns = router.urls

@@ -20,8 +20,9 @@ class ProgressBar:
         from tqdm import tqdm
 
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = tqdm(desc=title, total=None, unit="", file=sys.stderr, disable=not self.enabled,
-                        dynamic_ncols=True, leave=True)
+        self.bar = tqdm(
+            desc=title, total=None, unit="", file=sys.stderr, disable=not self.enabled, dynamic_ncols=True, leave=True
+        )
 
     def __call__(self, done: int, total: int | None, message: str) -> None:
         if total is not None and self.bar.total != total:

@@ -37,9 +37,16 @@ def serve(args) -> int:
     log.info("UUS serving on http://%s:%s (data dir %s)", host, port, settings.DATA_DIR)
     print(f"UUS serving on http://{host}:{port}  (data: {settings.DATA_DIR})", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    waitress_serve(application, host=host, port=port, threads=args.threads, ident="uus",
-                   max_request_body_size=(settings.UUS["upload_max_mb"] + 16) * 1024 * 1024,
-                   channel_timeout=300, connection_limit=1000)
+    waitress_serve(
+        application,
+        host=host,
+        port=port,
+        threads=args.threads,
+        ident="uus",
+        max_request_body_size=(settings.UUS["upload_max_mb"] + 16) * 1024 * 1024,
+        channel_timeout=300,
+        connection_limit=1000,
+    )
     return 0
 
 

@@ -8,8 +8,9 @@ def tokens_create(args) -> int:
     from uus.inventory.api.serializers import EnrollmentTokenSerializer
     from uus.inventory.services import enrollment_token_create, parse_expiry
 
-    token, key = enrollment_token_create(comment=args.comment, group=args.group, expires=parse_expiry(args.expires),
-                                         max_uses=args.max_uses)
+    token, key = enrollment_token_create(
+        comment=args.comment, group=args.group, expires=parse_expiry(args.expires), max_uses=args.max_uses
+    )
     if args.json:
         print_json({**EnrollmentTokenSerializer(token).data, "token": key})
     else:

@@ -10,8 +10,15 @@ Choices worth knowing:
 * TLS always validates the server certificate (``CERT_REQUIRED``) *and* its
   name, with the standard library's own checks (which understand IP address
   SANs, unlike ldap3's fallback matcher on Python >= 3.12).
-* Searches are paged (RFC 2696), because AD refuses more than 1,000 entries
-  per page and OpenLDAP applies size limits to unpaged searches.
+* Searches are paged (RFC 2696), because AD returns at most 1,000 entries
+  per page and OpenLDAP's size limit (500 unless configured) cuts unpaged
+  searches. OpenLDAP also caps the *total* of a paged search at the hard size
+  limit unless the service account gets ``limits ... size.prtotal=unlimited``;
+  ldap3 ends such a search quietly, so :func:`read_directory` turns it into
+  an error rather than a silently short directory.
+* Member DNs are written in any spelling (``UID=Bob, OU=people``); slapd
+  lower-cases attribute types and drops spaces but keeps value case, AD keeps
+  everything as typed.
 * DNs are normalised once (:func:`normalize_dn`) and compared by
   :func:`dn_key` (case-insensitive, spacing-insensitive, escape-insensitive).
 * An entry that cannot be used (no host name, no login) becomes a
@@ -55,6 +62,7 @@ __all__ = [
     "normalize_dn",
     "ou_ancestors",
     "parent_dn",
+    "rdn_value",
     "read_directory",
     "test_connection",
 ]
@@ -171,7 +179,7 @@ class DirectoryGroup:
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    """A person; ``groups`` are group DNs (filled by :func:`authenticate`, nested ones included)."""
+    """A person; ``groups`` are the DNs of every group it is in, nested ones included."""
 
     dn: str
     login: str
@@ -211,10 +219,10 @@ class DirectorySnapshot:
                 members[by_key[dn_key(ancestor)]].add(computer.hostname)
         return {dn: sorted(hosts) for dn, hosts in members.items()}
 
-    def group_members(self, group: DirectoryGroup, _seen=None) -> set[str]:
+    def group_members(self, group: DirectoryGroup) -> set[str]:
         """Keys (:func:`dn_key`) of the non-group members of a group, nested groups expanded."""
         groups = {dn_key(g.dn): g for g in self.groups}
-        seen = set() if _seen is None else _seen
+        seen: set[str] = set()
         result: set[str] = set()
         stack = [group]
         while stack:
@@ -283,8 +291,8 @@ def _split_dn(dn: str) -> list[list[tuple[str, str]]]:
         while i < n and dn[i] not in ",+;":
             c = dn[i]
             if c == "\\":
-                if _HEX2.fullmatch(dn[i + 1:i + 3]):
-                    buf.append(int(dn[i + 1:i + 3], 16))
+                if _HEX2.fullmatch(dn[i + 1 : i + 3]):
+                    buf.append(int(dn[i + 1 : i + 3], 16))
                     i += 3
                 elif i + 1 < n:
                     buf += dn[i + 1].encode()
@@ -341,7 +349,7 @@ def rdn_value(dn: str) -> str:
 def is_dn_within(dn: str, base_dn: str) -> bool:
     """True when ``dn`` is ``base_dn`` or below it."""
     rdns, base = _split_dn(dn), _split_dn(base_dn)
-    return len(rdns) >= len(base) and _key(rdns[len(rdns) - len(base):]) == _key(base)
+    return len(rdns) >= len(base) and _key(rdns[len(rdns) - len(base) :]) == _key(base)
 
 
 def _ancestors(rdns, base, wanted: set[str] | None) -> list[str]:
@@ -349,7 +357,7 @@ def _ancestors(rdns, base, wanted: set[str] | None) -> list[str]:
     base_key = _key(base) if base is not None else None
     for i in range(1, len(rdns)):
         above = rdns[i:]
-        if base is not None and (len(above) < len(base) or _key(above[len(above) - len(base):]) != base_key):
+        if base is not None and (len(above) < len(base) or _key(above[len(above) - len(base) :]) != base_key):
             break
         if wanted is None:
             if above[0][0][0] == "ou":
@@ -397,16 +405,33 @@ class _SafeConnection(ldap3.Connection):
 class _VerifyingTls(ldap3.Tls):
     """TLS with the standard library's full validation: chain and host name (IPs included)."""
 
+    def __init__(self, context: ssl.SSLContext):
+        super().__init__(validate=ssl.CERT_REQUIRED)
+        self.context = context
+
     def wrap_socket(self, connection, do_handshake=False):
-        context = ssl.create_default_context(
-            purpose=ssl.Purpose.SERVER_AUTH, cafile=self.ca_certs_file, cadata=self.ca_certs_data
-        )
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.check_hostname = True
-        context.verify_mode = ssl.CERT_REQUIRED
-        connection.socket = context.wrap_socket(
+        # Always hand-shake at once, so that a bad certificate is reported as such.
+        connection.socket = self.context.wrap_socket(
             connection.socket, server_hostname=connection.server.host, do_handshake_on_connect=True
         )
+
+
+def _tls_context(cfg: DirectoryConfig) -> ssl.SSLContext:
+    """A client context that requires a valid certificate for the host; a CA that cannot be
+    loaded is a configuration error, found before any connection is made."""
+    try:
+        context = ssl.create_default_context(
+            purpose=ssl.Purpose.SERVER_AUTH, cafile=cfg.ca_cert_path or None, cadata=cfg.ca_cert_data or None
+        )
+    except (OSError, ssl.SSLError, ValueError) as e:
+        which = f"file {cfg.ca_cert_path}" if cfg.ca_cert_path else "data"
+        raise DirectoryConfigError(
+            f"the CA certificate {which} cannot be used: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _parse_url(cfg: DirectoryConfig) -> tuple[str, int, bool]:
@@ -433,24 +458,41 @@ def _scrub(text: str, cfg: DirectoryConfig) -> str:
     return text
 
 
-_SSL_REASON = re.compile(r"(certificate verify failed[^()\]\n]*|[a-z ]*certificate[a-z ]*expired|"
-                         r"wrong version number|unsupported protocol|handshake failure|"
-                         r"IP address mismatch[^()\]\n]*|Hostname mismatch[^()\]\n]*)", re.I)
+_SSL_REASON = re.compile(r"certificate verify failed[^()\]\n]*|\[SSL: [A-Z_]+\] ([^(\n]*)")
 
 
-def _network_reason(text: str) -> str:
+def _tls_reason(text: str) -> str:
+    """The useful part of an ssl error as ldap3 wraps it (often repr()-escaped, twice)."""
+    text = text.replace("\\'", "'")
+    m = _SSL_REASON.search(text)
+    if not m:
+        return text.split(": ", 1)[-1].strip()
+    reason = (m.group(1) if m.group(1) is not None else m.group(0)).strip().rstrip(".")
+    if "EOF occurred" in reason or "wrong version number" in reason or "record layer failure" in reason:
+        reason += " (the server did not answer in TLS: is this an ldap:// port?)"
+    return reason
+
+
+def _network_reason(text: str, cfg: DirectoryConfig) -> str:
     low = text.lower()
     if "refused" in low:
         return "connection refused"
     if "timed out" in low or "timeout" in low:
         return "connection timed out"
-    if "name or service not known" in low or "getaddrinfo" in low or "nodename nor servname" in low \
-            or "no address associated" in low or "temporary failure in name resolution" in low:
+    if (
+        "invalid server address" in low
+        or "name or service not known" in low
+        or "getaddrinfo" in low
+        or "nodename nor servname" in low
+        or "no address associated" in low
+        or "temporary failure in name resolution" in low
+    ):
         return "host name not found"
     if "unreachable" in low:
         return "network unreachable"
     if "reset by peer" in low or "session terminated" in low or "connection closed" in low:
-        return "connection closed by the server"
+        hint = " (if this port speaks TLS, use ldaps://)" if not cfg.url.strip().lower().startswith("ldaps") else ""
+        return "connection closed by the server" + hint
     return text
 
 
@@ -466,33 +508,44 @@ def _translate(e: Exception, cfg: DirectoryConfig, action: str) -> DirectoryErro
         return e
     if isinstance(e, lx.LDAPStartTLSError):
         text = str(e)
-        m = _SSL_REASON.search(text)
-        if m:
-            return DirectoryTLSError(_scrub(f"TLS handshake failed: {m.group(1).strip()} ({url}, StartTLS)", cfg))
+        if _is_tls_problem(text.split(" - ", 1)[-1]) or _SSL_REASON.search(text):
+            return DirectoryTLSError(_scrub(f"TLS handshake failed: {_tls_reason(text)} ({url}, StartTLS)", cfg))
         return DirectoryTLSError(_scrub(f"StartTLS with {url} failed: {text}", cfg))
     if isinstance(e, lx.LDAPCertificateError):
         return DirectoryTLSError(_scrub(f"TLS handshake failed: {e} ({url})", cfg))
-    if isinstance(e, (lx.LDAPSocketOpenError, lx.LDAPSocketReceiveError, lx.LDAPSocketSendError,
-                      lx.LDAPSessionTerminatedByServerError, lx.LDAPCommunicationError)):
+    if isinstance(
+        e,
+        (
+            lx.LDAPSocketOpenError,
+            lx.LDAPSocketReceiveError,
+            lx.LDAPSocketSendError,
+            lx.LDAPSessionTerminatedByServerError,
+            lx.LDAPCommunicationError,
+        ),
+    ):
         texts = [str(e)]
         if len(e.args) > 1 and isinstance(e.args[1], list):  # one error per candidate address
             texts = [str(item[0]) for item in e.args[1]] or texts
         for text in texts:
             if _is_tls_problem(text):
-                m = _SSL_REASON.search(text)
-                reason = m.group(1).strip() if m else text.split(": ", 1)[-1]
-                return DirectoryTLSError(_scrub(f"TLS handshake failed: {reason} ({url})", cfg))
-        return DirectoryUnreachableError(_scrub(f"cannot reach {url}: {_network_reason(texts[0])}", cfg))
+                return DirectoryTLSError(_scrub(f"TLS handshake failed: {_tls_reason(text)} ({url})", cfg))
+        return DirectoryUnreachableError(_scrub(f"cannot reach {url}: {_network_reason(texts[0], cfg)}", cfg))
     if isinstance(e, lx.LDAPInvalidCredentialsResult):
         return DirectoryBindError(_scrub(f"bind as {cfg.bind_dn} refused: invalid credentials", cfg))
     if isinstance(e, lx.LDAPNoSuchObjectResult):
         return DirectoryBaseDNError(_scrub(f"base DN {cfg.base_dn} does not exist on {url}", cfg))
     if isinstance(e, lx.LDAPInvalidDNSyntaxResult):
         return DirectoryBaseDNError(_scrub(f"base DN {cfg.base_dn!r} is not a valid DN", cfg))
+    if isinstance(e, lx.LDAPTimeLimitExceededResult):
+        return DirectorySearchError(_scrub(f"{action}: the server's time limit was reached", cfg))
     if isinstance(e, lx.LDAPSizeLimitExceededResult):
-        return DirectorySearchError(_scrub(
-            f"{action}: the server's size limit was reached; allow paged searches beyond it for "
-            f"{cfg.bind_dn or 'the anonymous user'} (OpenLDAP: limits ... size.prtotal=unlimited)", cfg))
+        return DirectorySearchError(
+            _scrub(
+                f"{action}: the server's size limit was reached; allow paged searches beyond it for "
+                f"{cfg.bind_dn or 'the anonymous user'} (OpenLDAP: limits ... size.prtotal=unlimited)",
+                cfg,
+            )
+        )
     if isinstance(e, lx.LDAPInsufficientAccessRightsResult):
         return DirectorySearchError(_scrub(f"{action}: access denied to {cfg.bind_dn or 'anonymous'}", cfg))
     if isinstance(e, lx.LDAPInvalidFilterError):
@@ -509,26 +562,36 @@ def _server(cfg: DirectoryConfig) -> ldap3.Server:
     host, port, use_ssl = _parse_url(cfg)
     tls = None
     if use_ssl or cfg.start_tls:
-        tls = _VerifyingTls(validate=ssl.CERT_REQUIRED, ca_certs_file=cfg.ca_cert_path or None,
-                            ca_certs_data=cfg.ca_cert_data or None)
-    return ldap3.Server(host, port=port, use_ssl=use_ssl, tls=tls, get_info=ldap3.NONE,
-                        connect_timeout=cfg.timeout)
+        tls = _VerifyingTls(_tls_context(cfg))
+    return ldap3.Server(host, port=port, use_ssl=use_ssl, tls=tls, get_info=ldap3.NONE, connect_timeout=cfg.timeout)
 
 
 def _open(cfg: DirectoryConfig, user: str | None, password: str | None, action: str) -> _SafeConnection:
     """Open (and StartTLS) a connection, then simple-bind; never returns unauthenticated-by-accident."""
     server = _server(cfg)
     conn = _SafeConnection(
-        server, user=user or None, password=password if user else None,
+        server,
+        user=user or None,
+        password=password if user else None,
         authentication=ldap3.SIMPLE if user else ldap3.ANONYMOUS,
-        auto_bind=ldap3.AUTO_BIND_NONE, read_only=True, raise_exceptions=True,
-        receive_timeout=max(1, int(math.ceil(cfg.timeout))),  # ldap3 packs it as an integer
-        check_names=False, auto_referrals=False, return_empty_attributes=True,
+        auto_bind=ldap3.AUTO_BIND_NONE,
+        read_only=True,
+        raise_exceptions=True,
+        receive_timeout=max(1, math.ceil(cfg.timeout)),  # ldap3 packs it as an integer
+        check_names=False,
+        auto_referrals=False,
+        return_empty_attributes=True,
     )
     try:
         conn.open()
         if cfg.start_tls:
-            conn.start_tls()
+            try:
+                conn.start_tls()
+            except lx.LDAPOperationResult as e:  # the server answered the StartTLS request with an error
+                detail = e.description + (f" ({e.message})" if e.message else "")
+                raise DirectoryTLSError(
+                    f"StartTLS with {cfg.url.strip()} failed: the server refused it: {detail}"
+                ) from None
         conn.bind()
         return conn
     except Exception as e:
@@ -553,9 +616,13 @@ def connect(cfg: DirectoryConfig) -> ldap3.Connection:
         # may answer with success: refuse it instead of silently reading as anonymous.
         raise DirectoryConfigError(f"no bind password configured for {cfg.bind_dn}")
     if cfg.bind_dn:
-        _split_dn(cfg.bind_dn)
-    log.debug("connecting to %s as %s%s", cfg.url, cfg.bind_dn or "anonymous",
-              " with StartTLS" if cfg.start_tls else "")
+        try:
+            _split_dn(cfg.bind_dn)
+        except DirectoryConfigError:
+            raise DirectoryConfigError(f"bind DN {cfg.bind_dn!r} is not a valid DN") from None
+    log.debug(
+        "connecting to %s as %s%s", cfg.url, cfg.bind_dn or "anonymous", " with StartTLS" if cfg.start_tls else ""
+    )
     return _open(cfg, cfg.bind_dn, cfg.bind_password, f"connecting to {cfg.url}")
 
 
@@ -570,8 +637,9 @@ def _check_base(conn, cfg: DirectoryConfig) -> None:
     except Exception as e:
         raise _translate(e, cfg, f"reading base DN {cfg.base_dn}") from None
     if not [r for r in conn.response or [] if r.get("type") == "searchResEntry"]:
-        raise DirectoryBaseDNError(f"base DN {cfg.base_dn} does not exist on {cfg.url} (or is not visible "
-                                   f"to {cfg.bind_dn or 'anonymous'})")
+        raise DirectoryBaseDNError(
+            f"base DN {cfg.base_dn} does not exist on {cfg.url} (or is not visible to {cfg.bind_dn or 'anonymous'})"
+        )
 
 
 def test_connection(cfg: DirectoryConfig) -> tuple[bool, str]:
@@ -583,10 +651,13 @@ def test_connection(cfg: DirectoryConfig) -> tuple[bool, str]:
         return False, str(e)
     try:
         _check_base(conn, cfg)
-        security = "ldaps" if cfg.url.strip().lower().startswith("ldaps:") else (
-            "StartTLS" if cfg.start_tls else "no TLS")
-        return True, (f"connected to {cfg.url.strip()} ({security}) as {cfg.bind_dn or 'anonymous'}; "
-                      f"base DN {normalize_dn(cfg.base_dn)} found")
+        security = (
+            "ldaps" if cfg.url.strip().lower().startswith("ldaps:") else ("StartTLS" if cfg.start_tls else "no TLS")
+        )
+        return True, (
+            f"connected to {cfg.url.strip()} ({security}) as {cfg.bind_dn or 'anonymous'}; "
+            f"base DN {normalize_dn(cfg.base_dn)} found"
+        )
     except DirectoryError as e:
         return False, str(e)
     finally:
@@ -631,11 +702,15 @@ def _first(attributes, names, rdn: tuple[str, str] | None = None) -> tuple[str, 
 
 
 def _paged(conn, cfg: DirectoryConfig, search_filter: str, attributes, what: str):
-    """Yield (normalised dn, attributes) of every entry, page by page."""
+    """Yield (dn as the server spells it, attributes) of every entry, page by page."""
     try:
         for item in conn.extend.standard.paged_search(
-            cfg.base_dn, search_filter, search_scope=ldap3.SUBTREE, attributes=list(attributes),
-            paged_size=max(1, int(cfg.page_size)), generator=True,
+            cfg.base_dn,
+            search_filter,
+            search_scope=ldap3.SUBTREE,
+            attributes=list(attributes),
+            paged_size=max(1, int(cfg.page_size)),
+            generator=True,
         ):
             if item.get("type") != "searchResEntry":  # AD sends referrals to other partitions
                 continue
@@ -644,6 +719,14 @@ def _paged(conn, cfg: DirectoryConfig, search_filter: str, attributes, what: str
         raise
     except Exception as e:
         raise _translate(e, cfg, f"reading {what} under {cfg.base_dn}") from None
+    # ldap3 does not raise for size and time limits: the search just ends early. A silently
+    # truncated directory would make a sync remove machines from OUs, so make it an error.
+    result = conn.result or {}
+    if result.get("result") in (3, 4):  # timeLimitExceeded, sizeLimitExceeded
+        exc = lx.LDAPOperationResult(
+            result=result["result"], description=result.get("description"), message=result.get("message")
+        )
+        raise _translate(exc, cfg, f"reading {what} under {cfg.base_dn}")
 
 
 def read_directory(cfg: DirectoryConfig) -> DirectorySnapshot:
@@ -663,8 +746,15 @@ def read_directory(cfg: DirectoryConfig) -> DirectorySnapshot:
         _fill_user_groups(snap)
     finally:
         _close(conn)
-    log.info("read %s: %d OUs, %d computers, %d groups, %d users, %d warnings", cfg.url,
-             len(snap.ous), len(snap.computers), len(snap.groups), len(snap.users), len(snap.warnings))
+    log.info(
+        "read %s: %d OUs, %d computers, %d groups, %d users, %d warnings",
+        cfg.url,
+        len(snap.ous),
+        len(snap.computers),
+        len(snap.groups),
+        len(snap.users),
+        len(snap.warnings),
+    )
     return snap
 
 
@@ -693,7 +783,6 @@ def _read_ous(conn, cfg, snap) -> None:
 
 def _read_computers(conn, cfg, snap) -> None:
     names = list(cfg.hostname_attributes)
-    seen: dict[str, str] = {}
     for raw_dn, attrs in _paged(conn, cfg, cfg.computer_filter, names, "computers"):
         parsed = _entry_dn(raw_dn, snap)
         if not parsed:
@@ -712,17 +801,23 @@ def _read_computers(conn, cfg, snap) -> None:
             if host:
                 break
         if host is None:
-            reason = ("no usable host name in " + ", ".join(tried)) if tried else (
-                "no host name attribute (" + ", ".join(names) + ")")
+            reason = (
+                ("no usable host name in " + ", ".join(tried))
+                if tried
+                else ("no host name attribute (" + ", ".join(names) + ")")
+            )
             snap.warnings.append(DirectoryWarning(dn, reason))
             continue
         hostname, fqdn = host
-        if hostname in seen:
-            snap.warnings.append(DirectoryWarning(dn, f"host name {hostname} is also used by {seen[hostname]}"))
-        else:
-            seen[hostname] = dn
         snap.computers.append(DirectoryComputer(dn=dn, hostname=hostname, fqdn=fqdn, ou_dn=parent_dn(dn)))
     snap.computers.sort(key=lambda c: (c.hostname, dn_key(c.dn)))
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for c in snap.computers:
+        by_name[c.hostname].append(c.dn)
+    for c in snap.computers:  # kept (the directory says so) but worth an admin's look
+        others = [d for d in by_name[c.hostname] if d != c.dn]
+        if others:
+            snap.warnings.append(DirectoryWarning(c.dn, f"host name {c.hostname} is also used by {'; '.join(others)}"))
 
 
 def _read_groups(conn, cfg, snap) -> None:
@@ -743,8 +838,11 @@ def _read_groups(conn, cfg, snap) -> None:
                 except DirectoryConfigError:
                     snap.warnings.append(DirectoryWarning(dn, f"{attr} value {value!r} is not a DN; ignored"))
         unique = {dn_key(m): m for m in members}
-        snap.groups.append(DirectoryGroup(dn=dn, name=name[1] if name else rdns[0][0][1],
-                                          members=tuple(sorted(unique.values(), key=dn_key))))
+        snap.groups.append(
+            DirectoryGroup(
+                dn=dn, name=name[1] if name else rdns[0][0][1], members=tuple(sorted(unique.values(), key=dn_key))
+            )
+        )
     snap.groups.sort(key=lambda g: dn_key(g.dn))
 
 
@@ -769,8 +867,9 @@ def _fill_user_groups(snap: DirectorySnapshot) -> None:
             if k not in found:
                 found.add(k)
                 todo |= parents.get(k, set())
-        snap.users[i] = DirectoryUser(user.dn, user.login, user.display_name, user.mail,
-                                      tuple(sorted((spelled[k] for k in found), key=dn_key)))
+        snap.users[i] = DirectoryUser(
+            user.dn, user.login, user.display_name, user.mail, tuple(sorted((spelled[k] for k in found), key=dn_key))
+        )
 
 
 def _user_from(raw_dn: str, attrs, cfg: DirectoryConfig, snap: DirectorySnapshot | None):
@@ -783,8 +882,9 @@ def _user_from(raw_dn: str, attrs, cfg: DirectoryConfig, snap: DirectorySnapshot
     login = _first(attrs, cfg.login_attributes, rdns[0][0])
     if login is None:
         if snap is not None:
-            snap.warnings.append(DirectoryWarning(
-                dn, "no login attribute (" + ", ".join(cfg.login_attributes) + "); cannot log in"))
+            snap.warnings.append(
+                DirectoryWarning(dn, "no login attribute (" + ", ".join(cfg.login_attributes) + "); cannot log in")
+            )
         return None
     display = _first(attrs, ["displayName", "cn"], rdns[0][0])
     mail = _first(attrs, ["mail"])
@@ -794,8 +894,13 @@ def _user_from(raw_dn: str, attrs, cfg: DirectoryConfig, snap: DirectorySnapshot
             member_of.append(normalize_dn(value))
         except DirectoryConfigError:
             pass
-    return DirectoryUser(dn=dn, login=login[1].lower(), display_name=display[1] if display else login[1],
-                         mail=mail[1] if mail else None, groups=tuple(member_of))
+    return DirectoryUser(
+        dn=dn,
+        login=login[1].lower(),
+        display_name=display[1] if display else login[1],
+        mail=mail[1] if mail else None,
+        groups=tuple(member_of),
+    )
 
 
 _USER_ATTRIBUTES = ("displayName", "cn", "mail", "memberOf")
@@ -839,8 +944,11 @@ def authenticate(cfg: DirectoryConfig, login: str, password: str) -> DirectoryUs
         flt = f"(&{_wrap(cfg.user_filter)}(|{by_login}))"
         matches = list(_paged(conn, cfg, flt, [*cfg.login_attributes, *_USER_ATTRIBUTES], "the user"))
         if len(matches) != 1:
-            log.info("directory login for %r refused: %s", login,
-                     "no such user" if not matches else f"{len(matches)} entries match")
+            log.info(
+                "directory login for %r refused: %s",
+                login,
+                "no such user" if not matches else f"{len(matches)} entries match",
+            )
             return None
         raw_dn, attrs = matches[0]
         user = _user_from(raw_dn, attrs, cfg, None)
@@ -853,8 +961,9 @@ def authenticate(cfg: DirectoryConfig, login: str, password: str) -> DirectoryUs
     finally:
         _close(conn)
     log.info("directory login for %r accepted (%s, %d groups)", login, user.dn, len(groups))
-    return DirectoryUser(dn=user.dn, login=user.login, display_name=user.display_name,
-                         mail=user.mail, groups=tuple(groups))
+    return DirectoryUser(
+        dn=user.dn, login=user.login, display_name=user.display_name, mail=user.mail, groups=tuple(groups)
+    )
 
 
 def _wrap(flt: str) -> str:

@@ -388,10 +388,8 @@ def _check_layout(members: list[_Member]) -> tuple[_Member, _Member, _Member]:
     data = rest[1]
     if data.name not in DATA_MEMBERS:
         raise InvalidPackage(f"ar member {data.name!r} comes where data.tar.* must be")
-    if len(rest) > 2:
+    if len(rest) > 2:  # '_' members may follow (debsigs appends _gpgorigin)
         raise InvalidPackage(f"unexpected ar member {rest[2].name!r} after {data.name}")
-    if members[-1] is not data:
-        raise InvalidPackage(f"unexpected ar member {members[-1].name!r} after {data.name}")
     return first, control, data
 
 
@@ -634,11 +632,14 @@ def _dpkg_deb(args: list[str], path: Path) -> subprocess.CompletedProcess:
 def _second_opinion(path: Path, package: str, version: str, arch: str) -> None:
     info = _dpkg_deb(["--info"], path)
     if info.returncode != 0:
-        msg = info.stderr.decode("utf-8", "replace").strip().splitlines() or ["(no message)"]
-        raise InvalidPackage(f"dpkg-deb refuses the file: {msg[0][:300]}")
+        msg = " ".join(info.stderr.decode("utf-8", "replace").split()) or "(no message)"
+        raise InvalidPackage(f"dpkg-deb refuses the file: {msg[:400]}")
     show = _dpkg_deb(["--show", "--showformat=${Package}\\n${Version}\\n${Architecture}\\n"], path)
+    if show.returncode != 0:
+        msg = " ".join(show.stderr.decode("utf-8", "replace").split()) or "(no message)"
+        raise InvalidPackage(f"dpkg-deb refuses the control file: {msg[:400]}")
     got = show.stdout.decode("utf-8", "replace").split("\n")[:3]
-    if show.returncode != 0 or got != [package, version, arch]:
+    if got != [package, version, arch]:
         raise InvalidPackage(
             f"dpkg-deb reads {'/'.join(got)!r}, not {package}/{version}/{arch}; refused"
         )
@@ -676,10 +677,11 @@ def inspect_deb(
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise InvalidPackage(f"cannot open the upload: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InvalidPackage("not a Debian package: not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidPackage("not a Debian package: not a regular file")
         size = st.st_size
         if size > max_bytes:
             raise InvalidPackage(f"too large: {size} bytes, the limit is {max_bytes} bytes")

@@ -4,6 +4,7 @@ route exists that this table does not declare, so no endpoint can skip its permi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -12,7 +13,18 @@ class Endpoint:
     method: str
     path: str  # may contain {job}, {token}, {schedule}, {enrollment_token}, {user} placeholders
     role: str  # least role allowed
-    body: dict = field(default_factory=dict)
+    body: dict | Callable[[], dict] = field(default_factory=dict)
+
+    def payload(self) -> dict:
+        return self.body() if callable(self.body) else self.body
+
+
+def _test_keyring() -> str:
+    import base64
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "catalog/tests/data/keyrings/debian-archive-keyring.gpg"
+    return base64.b64encode(path.read_bytes()).decode()
 
 
 ENDPOINTS: list[Endpoint] = [
@@ -37,6 +49,30 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/enrollment-tokens/", "admin", {"comment": "lab"}),
     Endpoint("GET", "/api/v1/enrollment-tokens/{enrollment_token}/", "auditor"),
     Endpoint("POST", "/api/v1/enrollment-tokens/{enrollment_token}/revoke/", "admin"),
+    Endpoint("GET", "/api/v1/notices/", "auditor"),
+    Endpoint("GET", "/api/v1/notices/{notice}/", "auditor"),
+    Endpoint("POST", "/api/v1/notices/import/", "admin", {"source": "/nonexistent/osv"}),
+    Endpoint("GET", "/api/v1/cves/", "auditor"),
+    Endpoint("GET", "/api/v1/cves/{cve}/", "auditor"),
+    Endpoint("GET", "/api/v1/cves/{cve}/fixes/", "auditor"),
+    Endpoint("GET", "/api/v1/upstreams/", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/upstreams/",
+        "admin",
+        lambda: {
+            "name": "debian",
+            "url": "http://127.0.0.1:9/debian",
+            "suites": ["bookworm"],
+            "components": ["main"],
+            "architectures": ["amd64"],
+            "keyring": _test_keyring(),
+        },
+    ),
+    Endpoint("GET", "/api/v1/upstreams/{upstream}/", "auditor"),
+    Endpoint("POST", "/api/v1/upstreams/{upstream}/sync/", "admin"),
+    Endpoint("DELETE", "/api/v1/upstreams/{upstream}/", "admin"),
+    Endpoint("GET", "/api/v1/archive-packages/?name=jq", "auditor"),
 ]
 
 
@@ -44,11 +80,28 @@ def make_objects(owner) -> dict[str, str]:
     """One object of each kind the placeholders name, created fresh for one call."""
     from uus.accounts.models import User
     from uus.accounts.services import api_token_create
+    from uus.catalog.models import Cve, Notice, Upstream
     from uus.inventory.services import enrollment_token_create
     from uus.jobs.models import Schedule
     from uus.jobs.services import dispatch, schedules_ensure
 
     schedules_ensure()
+    notice = Notice.objects.create(
+        id=f"USN-{Notice.objects.count() + 1}-1",
+        kind="usn",
+        published="2024-01-01T00:00Z",
+        modified="2024-01-01T00:00Z",
+    )
+    cve, _ = Cve.objects.get_or_create(id="CVE-2024-0001")
+    notice.cves.add(cve)
+    upstream = Upstream.objects.create(
+        name=f"up{Upstream.objects.count()}",
+        url="http://127.0.0.1:9/",
+        suites=["x"],
+        components=["main"],
+        architectures=["amd64"],
+        keyring="/none",
+    )
     token, _ = api_token_create(user=owner, name="placeholder")
     victim = User.objects.create_user(username=f"victim-{User.objects.count()}", password="a-long-password-3")
     return {
@@ -57,4 +110,7 @@ def make_objects(owner) -> dict[str, str]:
         "schedule": str(Schedule.objects.first().pk),
         "enrollment_token": str(enrollment_token_create(comment="x")[0].pk),
         "user": str(victim.pk),
+        "notice": notice.pk,
+        "cve": cve.pk,
+        "upstream": upstream.name,
     }

@@ -13,16 +13,22 @@ fixture factory at the bottom.
 
 Quirks handled:
 
-* Debian's slapd is not started as a daemon here (``-d 0`` keeps it in the
-  foreground) so that we own its pid, can wait for it and can read its stderr.
+* slapd is not started as a daemon here: ``-d 32768`` (debug level "none")
+  keeps it in the foreground, so that we own its pid and can wait for it, and
+  still prints its errors (a bad configuration, a busy port) to stderr, which
+  goes to ``slapd.log`` in the work directory and into SlapdError messages.
+  (``-d 0`` would keep it in the foreground too, but silent.)
 * ``/usr/sbin`` is not on a normal user's ``PATH`` on Debian; the binary is
   looked up there explicitly (``UUS_SLAPD`` overrides).
 * On Ubuntu, slapd may be confined by the AppArmor profile
   ``/etc/apparmor.d/usr.sbin.slapd``, which forbids reading a ``slapd.conf``
   in a temporary directory. AppArmor profiles attach by executable path, so
-  when slapd fails with "Permission denied" while such a profile is loaded,
+  when slapd fails with "Permission denied",
   the helper retries once with a private copy of the binary in its work
-  directory (``copy_binary=True`` forces that from the start).
+  directory (``copy_binary=True`` forces that from the start). Debian itself
+  ships no slapd profile, and this was not reproducible here (no AppArmor in
+  the kernel), so the retry is triggered by "Permission denied" in slapd's
+  output rather than by reading the (root-only) AppArmor profile list.
 * ``dbnosync`` makes bulk loads of thousands of entries fast; the data is
   throwaway anyway.
 """
@@ -30,7 +36,9 @@ Quirks handled:
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,7 +76,7 @@ access to *
     by * none
 """
 
-_live_servers: "weakref.WeakSet[SlapdServer]" = weakref.WeakSet()
+_live_servers: weakref.WeakSet[SlapdServer] = weakref.WeakSet()
 
 
 @atexit.register
@@ -116,15 +124,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _apparmor_confines_slapd() -> bool:
-    """True when a loaded AppArmor profile is attached to the slapd binary."""
-    try:
-        profiles = Path("/sys/kernel/security/apparmor/profiles").read_text()
-    except OSError:
-        return False
-    return any("slapd" in line and "enforce" in line for line in profiles.splitlines())
 
 
 class SlapdServer:
@@ -227,14 +226,14 @@ class SlapdServer:
         return self.workdir
 
     # ------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "SlapdServer":
+    def __enter__(self) -> SlapdServer:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "SlapdServer":
+    def start(self) -> SlapdServer:
         """Prepare the work directory and start slapd; returns self."""
         if self.running:
             return self
@@ -260,7 +259,7 @@ class SlapdServer:
 
     def _launch(self, keep_ports: bool = False) -> None:
         last_error = ""
-        for attempt in range(5):
+        for _attempt in range(5):
             if not keep_ports or self.port is None:
                 self.port = _free_port()
                 self.tls_port = _free_port() if self.tls else None
@@ -268,7 +267,7 @@ class SlapdServer:
             urls = self.url + "/" + (f" {self.ldaps_url}/" if self.tls else "")
             self._log_file = open(self.log_path, "ab")
             self._proc = subprocess.Popen(
-                [self._binary, "-d", "0", "-f", str(self._dir / "slapd.conf"), "-h", urls],
+                [self._binary, "-d", "32768", "-f", str(self._dir / "slapd.conf"), "-h", urls],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
@@ -279,7 +278,7 @@ class SlapdServer:
                 return
             last_error = self._log_tail()
             self._reap()
-            if "Permission denied" in last_error and self._binary == find_slapd() and _apparmor_confines_slapd():
+            if "Permission denied" in last_error and self._binary == find_slapd():
                 # AppArmor attaches by path: a private copy of the binary is not confined.
                 self._binary = self._copy_binary(self._binary)
                 continue
@@ -307,12 +306,19 @@ class SlapdServer:
         except OSError:
             return False
 
-    def _log_tail(self, lines: int = 15) -> str:
+    def _log_tail(self, lines: int = 8) -> str:
+        """slapd's last messages, without timestamps and banners, on one line."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+        noise = ("@(#) $OpenLDAP", "OpenLDAP Maintainers", "slapd stopped.", "connections_destroy:", "slapd starting")
+        kept = []
+        for line in text.splitlines():
+            line = re.sub(r"^[0-9a-f]+\.[0-9a-f]+ 0x[0-9a-f]+ ", "", line).strip()
+            if line and not any(n in line for n in noise):
+                kept.append(line)
+        return "; ".join(kept[-lines:])
 
     def _reap(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
@@ -422,12 +428,37 @@ class SlapdServer:
             f"subjectAltName = {', '.join(self.tls_names)}\n"
         )
         self._openssl(
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(self.server_key), "-out", str(csr), "-subj", "/CN=UUS test slapd",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(self.server_key),
+            "-out",
+            str(csr),
+            "-subj",
+            "/CN=UUS test slapd",
         )
         self._openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(self.ca_cert), "-CAkey", str(self.ca_key),
-            "-CAcreateserial", "-days", "2", "-sha256", "-extfile", str(ext), "-out", str(self.server_cert),
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(self.ca_cert),
+            "-CAkey",
+            str(self.ca_key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(self.server_cert),
         )
         # slapd may run as another user than the one who made the files (copied binary, root).
         for path in (self.server_key, self.server_cert, self.ca_cert):
@@ -451,7 +482,9 @@ class SlapdServer:
         env = dict(os.environ, LDAPNOINIT="1")  # ignore ~/.ldaprc and /etc/ldap/ldap.conf
         r = subprocess.run(
             [_find_tool(tool), "-x", "-H", self.url, "-D", self.root_dn, "-y", str(pwfile), "-f", str(path), *extra],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         if r.returncode:
             raise SlapdError(f"{tool} -f {path} failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")
@@ -479,12 +512,30 @@ def make_ca(directory: str | os.PathLike, stem: str, common_name: str) -> tuple[
         raise SlapdError("openssl is not installed; TLS tests need it")
     r = subprocess.run(
         [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "2", "-sha256", "-subj", f"/CN={common_name}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-sha256",
+            "-subj",
+            f"/CN={common_name}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if r.returncode:
         raise SlapdError(f"openssl req -x509 failed: {r.stderr.strip()}")
@@ -507,22 +558,20 @@ def slapd_fixture(*, name: str = "slapd_server", scope: str = "session", ldif=CO
     @pytest.fixture(scope=scope, name=name)
     def _slapd():
         if find_slapd() is None:
-            pytest.skip("slapd is not installed (Debian packages slapd and ldap-utils); "
-                        "the directory tests need a real OpenLDAP server")
+            pytest.skip(
+                "slapd is not installed (Debian packages slapd and ldap-utils); "
+                "the directory tests need a real OpenLDAP server"
+            )
         with SlapdServer(ldif=ldif, **server_kwargs) as server:
             yield server
 
     return _slapd
 
 
-try:
-    import pytest as _pytest  # noqa: F401  (only to know whether fixtures can be offered)
-except ImportError:  # pragma: no cover - production installs have no pytest
-    pass
-else:
-    #: Session-scoped slapd with TLS (ldaps and StartTLS), the memberOf overlay
-    #: and ``corp.ldif`` loaded. Register it with
-    #: ``from uus.testing.slapd import slapd_server  # noqa: F401`` in a conftest.
-    #: Treat it as read-only: it is shared by the whole session.
+if importlib.util.find_spec("pytest") is not None:  # production installs have no pytest
+    #: Session-scoped slapd with TLS (ldaps and StartTLS), the memberOf overlay and
+    #: ``corp.ldif`` loaded. Register it by importing it into a conftest
+    #: (``from uus.testing.slapd import slapd_server``). Treat it as read-only: the
+    #: whole session shares it.
     slapd_server = slapd_fixture(tls=True, memberof=True)
     __all__.append("slapd_server")

@@ -12,6 +12,8 @@ class MenuItem:
 
 MENU: list[MenuItem] = [
     MenuItem("Dashboard", "web:dashboard"),
+    MenuItem("Notices", "catalog:notice_list"),
+    MenuItem("Upstreams", "catalog:upstream_list"),
     MenuItem("Jobs", "web:job_list"),
     MenuItem("Enrollment", "web:enrollment"),
     MenuItem("Users", "web:user_list", role="admin"),

@@ -60,7 +60,7 @@ def serve_directory(root: Path) -> Iterator[Loopback]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
     lb.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="loopback-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="loopback-http", daemon=True)
     thread.start()
     try:
         yield lb

@@ -1,0 +1,212 @@
+"""Notice import and upstream sync, called directly, against the real OSV files and a real signed
+Debian index served on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from uus.catalog import services
+from uus.catalog.models import AffectedPackage, ArchivePackage, Cve, Notice, Upstream
+from uus.catalog.sources import apt
+from uus.core.debversion import version_key
+
+from .loopback import closed_port_url, serve_directory
+
+DATA = Path(__file__).parent / "data"
+OSV = DATA / "usn-osv" / "osv"
+KEYRING = DATA / "keyrings" / "debian-archive-keyring.gpg"
+PINNED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # inside the real InRelease's validity window
+
+pytestmark = pytest.mark.django_db
+
+
+def _osv_files():
+    return sorted(OSV.rglob("*.json"))
+
+
+def test_every_real_notice_imports_and_matches_its_file():
+    result = services.notices_import(str(OSV))
+    files = _osv_files()
+    assert result.imported == len(files) and not result.failed
+    for path in files:
+        doc = json.loads(path.read_text())
+        notice = Notice.objects.get(pk=doc["id"])
+        stored_fixed = set(notice.affected.values_list("fixed", flat=True))
+        for entry in doc["affected"]:
+            for rng in entry["ranges"]:
+                for ev in rng["events"]:
+                    if "fixed" in ev:
+                        assert ev["fixed"] in stored_fixed, (doc["id"], ev["fixed"])
+            for c in ((entry.get("database_specific") or {}).get("cves_map") or {}).get("cves", []):
+                assert notice.cves.filter(pk=c["id"]).exists(), (doc["id"], c["id"])
+        for up in doc.get("upstream", []):
+            assert notice.cves.filter(pk=up.replace("UBUNTU-", "")).exists()
+        assert notice.affected.count() == len(doc["affected"])
+
+
+def test_pro_entries_are_kept_apart_and_keys_order_versions():
+    services.notices_import(str(OSV))
+    pro = AffectedPackage.objects.filter(is_pro=True)
+    assert pro.exists() and all(a.ecosystem.startswith("Ubuntu:Pro:") for a in pro)
+    assert AffectedPackage.objects.filter(ecosystem="Ubuntu:Pro:Realtime:24.04:LTS", pro_variant="Realtime").exists()
+    a = AffectedPackage.objects.exclude(fixed="").first()
+    assert bytes(a.fixed_key) == version_key(a.fixed)
+    # the schema 1.6.3 notice takes its CVEs from `related`
+    assert Notice.objects.get(pk="USN-7206-1").cves.exists()
+
+
+def test_import_is_idempotent_and_a_newer_modified_replaces(tmp_path):
+    services.notices_import(str(OSV))
+    again = services.notices_import(str(OSV))
+    assert again.imported == again.updated == 0 and again.unchanged == len(_osv_files())
+    doc = json.loads((OSV / "usn" / "USN-6719-1.json").read_text())
+    doc["modified"] = "2099-01-01T00:00:00Z"
+    doc["summary"] = "replaced summary"
+    doc["affected"] = doc["affected"][:1]
+    (tmp_path / "USN-6719-1.json").write_text(json.dumps(doc))
+    r = services.notices_import(str(tmp_path / "USN-6719-1.json"))
+    assert r.updated == 1
+    n = Notice.objects.get(pk="USN-6719-1")
+    assert n.summary == "replaced summary" and n.affected.count() == 1
+
+
+def test_malformed_files_are_reported_and_the_rest_imported(tmp_path):
+    shutil.copy(OSV / "usn" / "USN-6719-1.json", tmp_path)
+    (tmp_path / "USN-9999-1.json").write_text('{"id": "USN-9999-1", "affected": [')
+    (tmp_path / "USN-9998-1.json").write_text(json.dumps({"id": "USN-9998-1"}))
+    result = services.notices_import(str(tmp_path))
+    assert result.imported == 1
+    assert sorted(Path(f["path"]).name for f in result.failed) == ["USN-9998-1.json", "USN-9999-1.json"]
+    assert all(f["reason"] for f in result.failed)
+    assert not Notice.objects.filter(pk__in=["USN-9999-1", "USN-9998-1"]).exists()
+
+
+def test_notices_import_from_a_tarball(tmp_path):
+    import tarfile
+
+    archive = tmp_path / "osv.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(OSV, arcname="osv")
+    assert services.notices_import(str(archive)).imported == len(_osv_files())
+
+
+# ---------------------------------------------------------------------------------- upstream sync
+
+
+def _archive(tmp_path) -> Path:
+    """A copy of the real bookworm-updates index laid out as Debian serves it (plain Packages only)."""
+    root = tmp_path / "www" / "debian"
+    dists = root / "dists" / "bookworm-updates"
+    (dists / "main" / "binary-amd64").mkdir(parents=True)
+    shutil.copy(DATA / "debian-bookworm-updates" / "InRelease", dists / "InRelease")
+    shutil.copy(DATA / "debian-bookworm-updates" / "Packages", dists / "main" / "binary-amd64" / "Packages")
+    return root
+
+
+def _add(url: str) -> Upstream:
+    return services.upstream_add(
+        name="debian",
+        url=url,
+        suites=["bookworm-updates"],
+        components=["main"],
+        architectures=["amd64"],
+        keyring_data=KEYRING.read_bytes(),
+    )
+
+
+def _stanzas(path: Path) -> int:
+    return sum(1 for block in path.read_text().split("\n\n") if block.strip())
+
+
+def test_sync_stores_every_package_of_a_real_signed_index(tmp_path):
+    root = _archive(tmp_path)
+    with serve_directory(tmp_path / "www") as lb:
+        upstream = _add(lb.url + "/debian")
+        result = services.upstream_sync(upstream, now=PINNED_NOW)
+        want = _stanzas(root / "dists/bookworm-updates/main/binary-amd64/Packages")
+        assert result.packages == want == ArchivePackage.objects.count()
+        index = upstream.indexes.get()
+        assert (index.pocket, index.codename, index.package_count) == ("updates", "bookworm", want)
+        p = ArchivePackage.objects.first()
+        assert p.sha256 and p.filename.startswith("pool/") and bytes(p.version_key) == version_key(p.version)
+        # unchanged index: skipped without downloading Packages again
+        lb.requests.clear()
+        again = services.upstream_sync(upstream, now=PINNED_NOW)
+        assert again.indexes_unchanged == 1 and again.indexes_changed == 0
+        assert not any(r.endswith("Packages") for r in lb.requests)
+
+
+@pytest.mark.parametrize(
+    "damage", ["tampered_signature", "tampered_index", "truncated_index", "server_down", "date_in_future"]
+)
+def test_a_failed_sync_keeps_the_previous_catalog(tmp_path, damage):
+    root = _archive(tmp_path)
+    with serve_directory(tmp_path / "www") as lb:
+        upstream = _add(lb.url + "/debian")
+        services.upstream_sync(upstream, now=PINNED_NOW)
+        before = sorted(ArchivePackage.objects.values_list("name", "version"))
+        # force a re-download of the index on the next sync
+        upstream.indexes.update(sha256="0" * 64)
+        inrelease = root / "dists/bookworm-updates/InRelease"
+        packages = root / "dists/bookworm-updates/main/binary-amd64/Packages"
+        now = PINNED_NOW
+        if damage == "tampered_signature":
+            text = inrelease.read_text()
+            assert "Date: Mon, 23 Nov 2026" in text
+            inrelease.write_text(text.replace("Date: Mon, 23 Nov 2026", "Date: Sat, 01 Jan 2000"))
+        elif damage == "tampered_index":
+            packages.write_text(packages.read_text().replace("Version: ", "Version: 9", 1))
+        elif damage == "truncated_index":
+            lb.lie_length["/debian/dists/bookworm-updates/main/binary-amd64/Packages"] = packages.stat().st_size
+        elif damage == "date_in_future":  # a clock far behind the Release's Date: refused as not yet valid
+            now = datetime(2020, 1, 1, tzinfo=UTC)
+        if damage == "server_down":
+            upstream.url = closed_port_url() + "/debian"
+            upstream.save()
+        with pytest.raises(apt.ArchiveError) as err:
+            services.upstream_sync(upstream, now=now)
+        assert err.value.message
+        upstream.refresh_from_db()
+        assert upstream.last_error == err.value.message
+        assert sorted(ArchivePackage.objects.values_list("name", "version")) == before
+
+
+def test_upstream_add_validates_its_input(tmp_path):
+    from uus.core.exceptions import Conflict, UusError
+
+    with pytest.raises(UusError, match="must start with"):
+        services.upstream_add(
+            name="x",
+            url="ftp://h/",
+            suites=["a"],
+            components=["main"],
+            architectures=["amd64"],
+            keyring_data=KEYRING.read_bytes(),
+        )
+    with pytest.raises(UusError, match="no OpenPGP public key"):
+        services.upstream_add(
+            name="x",
+            url="http://h/",
+            suites=["a"],
+            components=["main"],
+            architectures=["amd64"],
+            keyring_data=b"not a key",
+        )
+    with pytest.raises(UusError, match="invalid suites"):
+        services.upstream_add(
+            name="x",
+            url="http://h/",
+            suites=["../etc"],
+            components=["main"],
+            architectures=["amd64"],
+            keyring_data=KEYRING.read_bytes(),
+        )
+    _add("http://127.0.0.1:9/debian")
+    with pytest.raises(Conflict):
+        _add("http://127.0.0.1:9/debian")
+    assert Upstream.objects.count() == 1 and Cve.objects.count() == 0
