@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import uuid
+from urllib.parse import unquote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
@@ -38,7 +39,7 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.httpd.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> "FakeServer":
         self.thread.start()
@@ -140,7 +141,7 @@ class FakeServer:
                 if self.path.startswith("/hang/"):
                     server.release_hang.wait(60)
                     return self._send(404, _err("not_found", "released"))
-                path = os.path.normpath(self.path.split("?")[0]).lstrip("/")
+                path = os.path.normpath(unquote(self.path.split("?")[0])).lstrip("/")
                 full = os.path.join(server.www or "/nonexistent", path)
                 if server.www and os.path.isfile(full) and not path.startswith(".."):
                     with open(full, "rb") as f:

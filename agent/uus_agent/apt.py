@@ -228,7 +228,9 @@ class Apt:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=self.env(),
-                start_new_session=True,  # so a timeout kills apt and the dpkg it started
+                # Own session: a timeout kills apt and the dpkg it started as one group, and a
+                # Ctrl-C or kill of the agent alone never cuts dpkg off half-way through.
+                start_new_session=True,
             )
         except OSError as e:
             return AptResult(argv, None, "cannot run %s: %s\n" % (argv[0], e), "not_found")

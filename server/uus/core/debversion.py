@@ -45,8 +45,7 @@ _PAIRS = re.compile(r"([^0-9]*)([0-9]*)")
 
 # Non-digit characters as dpkg weighs them (lib/dpkg/version.c, order()).
 _TEXT_MAP = bytes(
-    0x01 if c == ord("~") else c if chr(c).isalpha() and c < 0x80 else (0x80 + c) & 0xFF
-    for c in range(256)
+    0x01 if c == ord("~") else c if chr(c).isalpha() and c < 0x80 else (0x80 + c) & 0xFF for c in range(256)
 )
 _END_TEXT = 0x02
 

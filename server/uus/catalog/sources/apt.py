@@ -8,7 +8,8 @@ cannot replay an old (vulnerable) state forever.
 
 Typical use (the sync service adds the database side):
 
-    release = fetch_release("http://deb.debian.org/debian", "bookworm", "/usr/share/keyrings/debian-archive-keyring.gpg")
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    release = fetch_release("http://deb.debian.org/debian", "bookworm", keyring)
     with fetch_index(release, "main", "amd64") as index, index.open() as f:
         for pkg in iter_packages(f):
             ...
@@ -61,6 +62,7 @@ __all__ = [
     "ReleaseNotYetValid",
     "SignatureError",
     "choose_index",
+    "dearmor_keyring",
     "fetch_index",
     "fetch_release",
     "index_variants",
@@ -79,7 +81,15 @@ COMPRESSIONS = ("xz", "bz2", "gz", "")
 _CHUNK = 1024 * 1024
 _WEAK_DIGESTS = {"1": "MD5", "2": "SHA1", "3": "RIPEMD160"}  # OpenPGP hash algorithm ids
 _PACKAGE_FIELDS = [
-    "Package", "Version", "Architecture", "Source", "Section", "Priority", "Size", "SHA256", "Filename",
+    "Package",
+    "Version",
+    "Architecture",
+    "Source",
+    "Section",
+    "Priority",
+    "Size",
+    "SHA256",
+    "Filename",
     "Description",
 ]
 _SOURCE_FIELD = re.compile(r"\s*(\S+)(?:\s*\(\s*([^)\s]+)\s*\))?\s*\Z")
@@ -187,7 +197,7 @@ class ReleaseFile:
 
 
 def pocket_of(suite: str) -> str:
-    """"security", "updates", "backports", "proposed" or "release" for a suite name.
+    """The pocket of a suite: "security", "updates", "backports", "proposed" or "release".
 
     jammy-security and bookworm-security (and Debian's old "buster/updates") are security;
     bookworm-proposed-updates is proposed, not updates.
@@ -237,7 +247,8 @@ def fetch_release(
                 if e2.is_missing:
                     raise DownloadError(
                         f"{dists}: neither InRelease nor Release exists; check the URL and suite name",
-                        url=url, http_status=e2.http_status,
+                        url=url,
+                        http_status=e2.http_status,
                     ) from e2
                 raise
             try:
@@ -252,8 +263,9 @@ def fetch_release(
         else:
             url = dists + "InRelease"
             content, signers = verify_release_signature(inrelease, keyring_path, name=url)
-    return _parse_release(content, base_url=base_url, suite=suite, url=url, signers=signers, now=now,
-                          max_future=max_future)
+    return _parse_release(
+        content, base_url=base_url, suite=suite, url=url, signers=signers, now=now, max_future=max_future
+    )
 
 
 def _aware(dt: datetime) -> datetime:
@@ -284,12 +296,12 @@ def _parse_release(
     valid_until = _release_date(rel["Valid-Until"], "Valid-Until", url) if "Valid-Until" in rel else None
     if valid_until is not None and now > valid_until:
         raise ExpiredRelease(
-            f"{url} expired on {valid_until:%Y-%m-%d %H:%M} UTC (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
+            f"{url} expired on {valid_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
             "the mirror is stale or is replaying an old Release; sync from an up-to-date mirror"
         )
     if date > now + max_future:
         raise ReleaseNotYetValid(
-            f"{url} is dated {date:%Y-%m-%d %H:%M} UTC, in the future (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
+            f"{url} is dated {date.astimezone(UTC):%Y-%m-%d %H:%M} UTC, in the future (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
             "check this server's clock"
         )
     if not rel.get("SHA256"):
@@ -304,17 +316,31 @@ def _parse_release(
             raise ReleaseFormatError(f"{url}: bad SHA256 line for {entry.path!r}")
         entries[entry.path] = entry
     release = ReleaseFile(
-        base_url=base_url, suite=suite, url=url, signed_by=signers, date=date, valid_until=valid_until,
-        origin=rel.get("Origin", ""), label=rel.get("Label", ""), suite_name=rel.get("Suite", ""),
-        codename=rel.get("Codename", ""), version=rel.get("Version", ""), description=rel.get("Description", ""),
+        base_url=base_url,
+        suite=suite,
+        url=url,
+        signed_by=signers,
+        date=date,
+        valid_until=valid_until,
+        origin=rel.get("Origin", ""),
+        label=rel.get("Label", ""),
+        suite_name=rel.get("Suite", ""),
+        codename=rel.get("Codename", ""),
+        version=rel.get("Version", ""),
+        description=rel.get("Description", ""),
         acquire_by_hash=rel.get("Acquire-By-Hash", "").strip().lower() == "yes",
-        architectures=rel.get("Architectures", "").split(), components=rel.get("Components", "").split(),
-        entries=entries, fields={k: v for k, v in rel.items() if isinstance(v, str) and "\n" not in v.strip()},
+        architectures=rel.get("Architectures", "").split(),
+        components=rel.get("Components", "").split(),
+        entries=entries,
+        fields={k: v for k, v in rel.items() if isinstance(v, str) and "\n" not in v.strip()},
         text=text,
     )
     last = suite.rsplit("/", 1)[-1]
     if last not in (release.suite_name, release.codename) and suite not in (release.suite_name, release.codename):
-        msg = f"{url}: asked for suite {suite!r} but the Release says Suite {release.suite_name!r}, Codename {release.codename!r}"
+        msg = (
+            f"{url}: asked for suite {suite!r} but the Release says Suite {release.suite_name!r}, "
+            f"Codename {release.codename!r}"
+        )
         release.warnings.append(msg)
         log.warning(msg)
     return release
@@ -362,8 +388,9 @@ def verify_release_signature(
             proc = subprocess.run(cmd, capture_output=True, env=env, timeout=120, check=False)
         except subprocess.TimeoutExpired as e:
             raise SignatureError(f"{name}: gpgv did not finish in 120 s") from e
-        signers = _judge_status(proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
-                                name, keyring_path)
+        signers = _judge_status(
+            proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), name, keyring_path
+        )
         if signature is None:
             content = Path(out).read_bytes() if os.path.exists(out) else b""
             if not content.strip():
@@ -386,12 +413,12 @@ def _keyring_args(keyring_path, home: str) -> list[str]:
             raise ArchiveError(f"keyring {p} cannot be read: {e.strerror or e}") from e
         if data.lstrip().startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----"):
             p = os.path.join(home, f"keyring-{i}.gpg")
-            Path(p).write_bytes(_dearmor(data, p))
+            Path(p).write_bytes(dearmor_keyring(data, p))
         args += ["--keyring", p]
     return args
 
 
-def _dearmor(data: bytes, name: str) -> bytes:
+def dearmor_keyring(data: bytes, name: str = "keyring") -> bytes:
     """ASCII-armored keys (.asc) to the binary keyring gpgv reads, as `gpg --dearmor` does."""
     out = bytearray()
     blocks = re.findall(rb"-----BEGIN PGP PUBLIC KEY BLOCK-----(.*?)-----END PGP PUBLIC KEY BLOCK-----", data, re.S)
@@ -406,6 +433,9 @@ def _dearmor(data: bytes, name: str) -> bytes:
     if not out:
         raise ArchiveError(f"keyring {name}: no public key block found")
     return bytes(out)
+
+
+_dearmor = dearmor_keyring  # the name the catalog services first used
 
 
 def _check_clearsigned_shape(data: bytes, name: str) -> None:
@@ -514,7 +544,7 @@ def _download(url: str, dest: str, *, max_bytes: int, timeout: float, too_big=No
             raise DownloadError(f"{url}: no such file", url=url, http_status=404) from e
         if isinstance(reason, ConnectionRefusedError):
             raise DownloadError(f"{url}: connection refused (is the server up, is the port right?)", url=url) from e
-        if isinstance(reason, (socket.timeout, TimeoutError)):
+        if isinstance(reason, TimeoutError):
             raise DownloadError(f"{url}: timed out after {timeout:g} s", url=url) from e
         if isinstance(reason, socket.gaierror):
             raise DownloadError(f"{url}: unknown host ({reason.strerror})", url=url) from e
@@ -639,7 +669,8 @@ def fetch_index(
         raise DownloadError(
             f"none of the {len(missing)} listed variants of {component}/binary-{arch}/Packages exists on the "
             f"server (tried {', '.join(missing)})",
-            url=missing[0] if missing else "", http_status=404,
+            url=missing[0] if missing else "",
+            http_status=404,
         )
     except BaseException:
         if owned:

@@ -406,7 +406,8 @@ class _Checker:
         values = self.get(obj, key, list, where, default=[])
         for i, v in enumerate(values):
             if not isinstance(v, str):
-                raise self.fail(f"{where}.{key}[{i}]" if where else f"{key}[{i}]", f"expected string, got {_json_type(v)}")
+                path = f"{where}.{key}[{i}]" if where else f"{key}[{i}]"
+                raise self.fail(path, f"expected string, got {_json_type(v)}")
         return tuple(values)
 
     def obj(self, value: Any, where: str) -> dict:
@@ -479,7 +480,7 @@ def _severity(c: _Checker, entries: Any, where: str) -> tuple[str | None, list[C
 
 
 def _strip_ubuntu(ident: str) -> str:
-    return ident[len("UBUNTU-"):] if ident.startswith("UBUNTU-") else ident
+    return ident[len("UBUNTU-") :] if ident.startswith("UBUNTU-") else ident
 
 
 def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
@@ -516,8 +517,10 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
     for i, r in enumerate(c.get(doc, "references", list, "", default=[])):
         r = c.obj(r, f"references[{i}]")
         references.append(
-            Reference(c.get(r, "type", str, f"references[{i}]", default=""),
-                      c.get(r, "url", str, f"references[{i}]", required=True))
+            Reference(
+                c.get(r, "type", str, f"references[{i}]", default=""),
+                c.get(r, "url", str, f"references[{i}]", required=True),
+            )
         )
 
     cve_order: list[str] = []
@@ -574,9 +577,8 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
                         if fixed is not None and fixed != version:
                             raise c.fail(ewhere, f"second fixed version {version!r} after {fixed!r}")
                         fixed = version
-        versions = tuple(
-            c.version(v, f"{where}.versions[{k}]") for k, v in enumerate(c.get(entry, "versions", list, where, default=[]))
-        )
+        listed = c.get(entry, "versions", list, where, default=[])
+        versions = tuple(c.version(v, f"{where}.versions[{k}]") for k, v in enumerate(listed))
 
         eco_specific = c.get(entry, "ecosystem_specific", dict, where, default={})
         binaries = []
@@ -600,9 +602,19 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
 
         affected.append(
             AffectedRecord(
-                ecosystem=ecosystem, release=release, is_lts=is_lts, is_pro=is_pro, pro_variant=variant,
-                source_package=name, purl=purl, distro=distro, codename=_codename(distro),
-                introduced=introduced, fixed=fixed, versions=versions, binaries=tuple(binaries),
+                ecosystem=ecosystem,
+                release=release,
+                is_lts=is_lts,
+                is_pro=is_pro,
+                pro_variant=variant,
+                source_package=name,
+                purl=purl,
+                distro=distro,
+                codename=_codename(distro),
+                introduced=introduced,
+                fixed=fixed,
+                versions=versions,
+                binaries=tuple(binaries),
                 availability=availability,
             )
         )
@@ -613,14 +625,22 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
         add_cve(u, own_priority if kind == "cve" else None, own_cvss if kind == "cve" else ())
     for r in related:
         add_cve(r)
-    cves = tuple(
-        CveRecord(cve, max_priority(cve_priorities[cve]), tuple(cve_vectors[cve])) for cve in cve_order
-    )
+    cves = tuple(CveRecord(cve, max_priority(cve_priorities[cve]), tuple(cve_vectors[cve])) for cve in cve_order)
     notice_priority = max_priority([cv.priority for cv in cves] + [own_priority])
 
     return NoticeRecord(
-        id=ident, kind=kind, schema_version=schema_version, summary=summary, details=details,
-        published=published, modified=modified, aliases=aliases, related=related, upstream=upstream,
-        cves=cves, priority=notice_priority, references=tuple(references), affected=tuple(affected),
+        id=ident,
+        kind=kind,
+        schema_version=schema_version,
+        summary=summary,
+        details=details,
+        published=published,
+        modified=modified,
+        aliases=aliases,
+        related=related,
+        upstream=upstream,
+        cves=cves,
+        priority=notice_priority,
+        references=tuple(references),
+        affected=tuple(affected),
     )
-

@@ -104,14 +104,25 @@ def test_fetch_index_falls_back_to_what_the_server_has_and_parses_it(bookworm_up
         path = index.path
     assert not path.exists(), "the temporary index is removed on exit"
     tried = [r.rsplit("/", 1)[-1] for r in bookworm_updates.requests[1:]]
-    assert tried == ["87e7e94047fb7fb6f4ceecc7022d4bee55b66031cc2a7666d3196f3e0aabb846", "Packages.xz",
-                     "80a1f6ee524222c49f230fc5700d00f946d0a47eb5258180106dd03df126e16a", "Packages"]
+    assert tried == [
+        "87e7e94047fb7fb6f4ceecc7022d4bee55b66031cc2a7666d3196f3e0aabb846",
+        "Packages.xz",
+        "80a1f6ee524222c49f230fc5700d00f946d0a47eb5258180106dd03df126e16a",
+        "Packages",
+    ]
     assert len(packages) == 38
     ssh = next(p for p in packages if p["package"] == "openssh-client")
     assert ssh == {
-        "package": "openssh-client", "version": "1:9.2p1-2+deb12u7", "architecture": "amd64",
-        "source": "openssh", "source_version": "1:9.2p1-2+deb12u7", "section": "net", "priority": "standard",
-        "size": ssh["size"], "sha256": ssh["sha256"], "filename": ssh["filename"],
+        "package": "openssh-client",
+        "version": "1:9.2p1-2+deb12u7",
+        "architecture": "amd64",
+        "source": "openssh",
+        "source_version": "1:9.2p1-2+deb12u7",
+        "section": "net",
+        "priority": "standard",
+        "size": ssh["size"],
+        "sha256": ssh["sha256"],
+        "filename": ssh["filename"],
         "description": "secure shell (SSH) client, for secure access to remote machines",
     }
     assert ssh["filename"].startswith("pool/main/o/openssh/") and len(ssh["sha256"]) == 64 and ssh["size"] > 0
@@ -134,8 +145,7 @@ def test_tampered_inrelease_is_refused(bookworm_updates):
     with pytest.raises(SignatureError, match="BAD signature"):
         fetch_release(f"{bookworm_updates.url}/debian", "bookworm-updates", DEBIAN_KEYRING, now=NOW)
     # an index line changed to point at another Packages file
-    inrelease.write_text(text.replace("80a1f6ee524222c49f230fc5700d00f946d0a47eb5258180106dd03df126e16a",
-                                      "0" * 64))
+    inrelease.write_text(text.replace("80a1f6ee524222c49f230fc5700d00f946d0a47eb5258180106dd03df126e16a", "0" * 64))
     with pytest.raises(SignatureError, match="BAD signature"):
         fetch_release(f"{bookworm_updates.url}/debian", "bookworm-updates", DEBIAN_KEYRING, now=NOW)
 
@@ -173,7 +183,7 @@ def test_tampered_packages_fails_the_checksum(bookworm_updates):
     rel = fetch_release(f"{bookworm_updates.url}/debian", "bookworm-updates", DEBIAN_KEYRING, now=NOW)
     data = packages.read_bytes()
     packages.write_bytes(data.replace(b"Version: 1:9.2p1-2+deb12u7", b"Version: 1:9.9p1-2+deb12u7"))
-    with pytest.raises(ChecksumMismatch, match="SHA256 is .* the signed Release says 80a1f6ee"):
+    with pytest.raises(ChecksumMismatch, match=r"SHA256 is .* the signed Release says 80a1f6ee"):
         fetch_index(rel, "main", "amd64")
     packages.write_bytes(data[:20000])
     with pytest.raises(ChecksumMismatch, match="size is 20000 bytes"):
@@ -239,11 +249,14 @@ class ArchiveKey:
         self.fingerprint = ""
 
     def gpg(self, *args, **kw):
-        return subprocess.run(["gpg", "--batch", "--quiet", "--homedir", str(self.home), *args],
-                              check=True, capture_output=True, **kw)
+        return subprocess.run(
+            ["gpg", "--batch", "--quiet", "--homedir", str(self.home), *args], check=True, capture_output=True, **kw
+        )
 
     def detach_sign(self, path: Path) -> None:
-        self.gpg("--yes", "--armor", "--local-user", self.fingerprint, "--output", f"{path}.gpg", "--detach-sign", str(path))
+        self.gpg(
+            "--yes", "--armor", "--local-user", self.fingerprint, "--output", f"{path}.gpg", "--detach-sign", str(path)
+        )
 
     def clearsign(self, path: Path, out: Path) -> None:
         self.gpg("--yes", "--local-user", self.fingerprint, "--output", str(out), "--clearsign", str(path))
@@ -257,8 +270,17 @@ def archive_key(tmp_path_factory):
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
     key = ArchiveKey(home)
-    key.gpg("--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
-            "UUS Test Archive Key <archive@uus.invalid>", "ed25519", "sign", "1d")
+    key.gpg(
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "UUS Test Archive Key <archive@uus.invalid>",
+        "ed25519",
+        "sign",
+        "1d",
+    )
     listing = key.gpg("--with-colons", "--list-keys").stdout.decode()
     key.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
     key.keyring.write_bytes(key.gpg("--export", key.fingerprint).stdout)
@@ -285,9 +307,12 @@ def build_archive(root: Path, key: ArchiveKey, *, by_hash: bool, inrelease: bool
     release = dists / "Release"
     release.write_text(
         "Origin: UUS test\nLabel: UUS test\nSuite: stable\nCodename: stable\n"
-        "Date: Tue, 24 Nov 2026 00:00:00 UTC\n" + (f"Valid-Until: {valid_until}\n" if valid_until else "")
+        "Date: Tue, 24 Nov 2026 00:00:00 UTC\n"
+        + (f"Valid-Until: {valid_until}\n" if valid_until else "")
         + ("Acquire-By-Hash: yes\n" if by_hash else "")
-        + "Architectures: amd64\nComponents: main\nSHA256:\n" + "\n".join(lines) + "\n"
+        + "Architectures: amd64\nComponents: main\nSHA256:\n"
+        + "\n".join(lines)
+        + "\n"
     )
     if inrelease:
         key.clearsign(release, dists / "InRelease")
@@ -303,8 +328,11 @@ def test_release_with_detached_signature_and_by_hash_xz(tmp_path, archive_key):
         rel = fetch_release(f"{http.url}/repo", "stable", archive_key.keyring, now=NOW)
         assert rel.signed_by == [archive_key.fingerprint]
         assert rel.url.endswith("/dists/stable/Release")
-        assert http.requests[:3] == ["/repo/dists/stable/InRelease", "/repo/dists/stable/Release",
-                                     "/repo/dists/stable/Release.gpg"]
+        assert http.requests[:3] == [
+            "/repo/dists/stable/InRelease",
+            "/repo/dists/stable/Release",
+            "/repo/dists/stable/Release.gpg",
+        ]
         with fetch_index(rel, "main", "amd64") as index, index.open() as f:
             assert (index.variant.compression, index.variant.by_hash) == ("xz", True)
             assert index.sha256 == hashlib.sha256((dists / "main/binary-amd64/Packages").read_bytes()).hexdigest()
@@ -323,8 +351,9 @@ def test_release_with_detached_signature_and_by_hash_xz(tmp_path, archive_key):
 
 
 def test_gzip_variant_and_clearsigned_release(tmp_path, archive_key):
-    dists = build_archive(tmp_path, archive_key, by_hash=False, inrelease=True,
-                          valid_until="Wed, 25 Nov 2026 00:00:00 UTC")
+    dists = build_archive(
+        tmp_path, archive_key, by_hash=False, inrelease=True, valid_until="Wed, 25 Nov 2026 00:00:00 UTC"
+    )
     (dists / "main/binary-amd64/Packages.xz").unlink()
     with serve_directory(tmp_path) as http:
         rel = fetch_release(f"{http.url}/repo", "stable", [DEBIAN_KEYRING, archive_key.keyring], now=NOW)
@@ -394,11 +423,19 @@ def test_iter_packages_refuses_broken_stanzas(stanza, reason):
 @pytest.mark.parametrize(
     ("suite", "pocket"),
     [
-        ("bookworm", "release"), ("jammy", "release"), ("stable", "release"),
-        ("bookworm-security", "security"), ("jammy-security", "security"), ("buster/updates", "security"),
-        ("bookworm-updates", "updates"), ("jammy-updates", "updates"), ("stable-updates", "updates"),
-        ("jammy-backports", "backports"), ("bookworm-backports-sloppy", "backports"),
-        ("jammy-proposed", "proposed"), ("bookworm-proposed-updates", "proposed"),
+        ("bookworm", "release"),
+        ("jammy", "release"),
+        ("stable", "release"),
+        ("bookworm-security", "security"),
+        ("jammy-security", "security"),
+        ("buster/updates", "security"),
+        ("bookworm-updates", "updates"),
+        ("jammy-updates", "updates"),
+        ("stable-updates", "updates"),
+        ("jammy-backports", "backports"),
+        ("bookworm-backports-sloppy", "backports"),
+        ("jammy-proposed", "proposed"),
+        ("bookworm-proposed-updates", "proposed"),
     ],
 )
 def test_pocket_of(suite, pocket):
@@ -411,8 +448,10 @@ def test_full_bookworm_index_syncs_end_to_end(tmp_path, record_property, capsys)
     dists = tmp_path / "debian" / "dists" / "bookworm"
     (dists / "main" / "binary-amd64").mkdir(parents=True)
     shutil.copy(SHARED / "debian-packages/bookworm/bookworm_InRelease", dists / "InRelease")
-    with lzma.open(SHARED / "debian-packages/bookworm/bookworm_main_binary-amd64_Packages.xz") as src, \
-            open(dists / "main/binary-amd64/Packages", "wb") as out:
+    with (
+        lzma.open(SHARED / "debian-packages/bookworm/bookworm_main_binary-amd64_Packages.xz") as src,
+        open(dists / "main/binary-amd64/Packages", "wb") as out,
+    ):
         shutil.copyfileobj(src, out, 1 << 20)
     with serve_directory(tmp_path) as http:
         t0 = time.perf_counter()

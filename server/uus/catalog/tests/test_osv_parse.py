@@ -37,7 +37,7 @@ FILES = sorted(CORPUS.glob("osv/*/*.json"))
 def manifest() -> dict[str, dict[str, str]]:
     lines = (CORPUS / "MANIFEST.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    return {row["id"]: row for row in (dict(zip(header, line.split("\t"))) for line in lines[1:])}
+    return {row["id"]: row for row in (dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:])}
 
 
 def raw(path: Path) -> dict:
@@ -97,7 +97,7 @@ def test_each_notice_matches_its_raw_json(path):
     assert len(n.affected) == len(doc["affected"])
     assert {a.ecosystem for a in n.affected} == set(row["releases"].split(","))
     assert {a.source_package for a in n.affected} == set(row["source_packages"].split(","))
-    for a, e in zip(n.affected, doc["affected"]):
+    for a, e in zip(n.affected, doc["affected"], strict=True):
         assert a.ecosystem == e["package"]["ecosystem"]
         assert a.source_package == e["package"]["name"]
         assert a.purl == e["package"]["purl"]
@@ -131,7 +131,8 @@ def test_whole_corpus_counts():
     affected = [a for n in notices for a in n.affected]
     raw_affected = [e for p in FILES for e in raw(p)["affected"]]
     assert len(affected) == len(raw_affected)
-    assert sum(a.is_pro for a in affected) == sum(e["package"]["ecosystem"].startswith("Ubuntu:Pro:") for e in raw_affected)
+    raw_pro = sum(e["package"]["ecosystem"].startswith("Ubuntu:Pro:") for e in raw_affected)
+    assert sum(a.is_pro for a in affected) == raw_pro
     assert sum(len(a.binaries) for a in affected) == sum(
         len(e["ecosystem_specific"].get("binaries", [])) for e in raw_affected
     )
@@ -181,7 +182,11 @@ def test_interim_release_and_pro_are_kept_apart():
     assert all(a.pro_variant == "" for a in n.affected)
     expat = by_id("USN-7000-1")
     assert {(a.release, a.is_pro) for a in expat.affected} == {
-        ("20.04", False), ("24.04", False), ("14.04", True), ("16.04", True), ("18.04", True)
+        ("20.04", False),
+        ("24.04", False),
+        ("14.04", True),
+        ("16.04", True),
+        ("18.04", True),
     }
 
 
@@ -311,7 +316,7 @@ def test_directory_tree_skips_readme_and_manifest():
 
 
 def test_single_file():
-    (name, doc), = list(iter_osv_documents(FILES[0]))
+    ((name, doc),) = list(iter_osv_documents(FILES[0]))
     assert name == str(FILES[0]) and doc["id"] == FILES[0].stem
 
 
@@ -365,7 +370,7 @@ def test_file_and_http_urls(tmp_path):
         with pytest.raises(OsvSourceError, match="HTTP 404"):
             list(iter_osv_documents(f"{http.url}/missing.tar.xz"))
         http.lie_length["/osv.tar.xz"] = archive.stat().st_size
-        with pytest.raises(OsvSourceError, match="truncated|failed"):
+        with pytest.raises(OsvSourceError, match=r"truncated|failed"):
             list(iter_osv_documents(url))
 
 

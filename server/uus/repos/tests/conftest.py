@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -45,12 +46,10 @@ class _RepoHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
+        path = unquote(self.path.split("?", 1)[0])  # apt sends '+' as %2b
         self.requests.append(path)
         if path.startswith("/pool/"):
-            from urllib.parse import unquote
-
-            stored = resolve_pool_path(self.repo_root, unquote(path), self.pool_root)
+            stored = resolve_pool_path(self.repo_root, path, self.pool_root)
             if stored is None:
                 self.send_error(404)
                 return

@@ -83,8 +83,15 @@ def main():
     pool = sorted({v for s in suites.values() for v in s.values()})
     rnd.shuffle(pool)
     features = [
-        (r"~", 400), (r":", 300), (r"\d{8,}", 200), (r"\+b\d+$", 80), (r"[a-z]\d", 250),
-        (r"(^|\D)0\d", 150), (r"(\..*){5,}", 100), (r"\+.*\+", 150), (r"[A-Z]", 50),
+        (r"~", 400),
+        (r":", 300),
+        (r"\d{8,}", 200),
+        (r"\+b\d+$", 80),
+        (r"[a-z]\d", 250),
+        (r"(^|\D)0\d", 150),
+        (r"(\..*){5,}", 100),
+        (r"\+.*\+", 150),
+        (r"[A-Z]", 50),
     ]
     for pattern, cap in features:
         n = 0
@@ -112,9 +119,11 @@ def main():
             seen.add((a, b))
             pairs.append((origin, pkg, a, b))
 
-    for old, new, origin in (("bookworm", "bookworm-security", "bookworm>bookworm-security"),
-                             ("trixie", "trixie-security", "trixie>trixie-security"),
-                             ("bookworm-security", "trixie-security", "bookworm-security>trixie-security")):
+    for old, new, origin in (
+        ("bookworm", "bookworm-security", "bookworm>bookworm-security"),
+        ("trixie", "trixie-security", "trixie>trixie-security"),
+        ("bookworm-security", "trixie-security", "bookworm-security>trixie-security"),
+    ):
         for p in sorted(suites[new]):
             if p in suites[old]:
                 pair(origin, p, suites[old][p], suites[new][p])
