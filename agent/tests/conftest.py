@@ -25,7 +25,8 @@ DEBS = DATA / "debs"
 sys.path.insert(0, str(AGENT_DIR))
 
 QUERY_FORMAT = (
-    "${Package}\t${Architecture}\t${Version}\t${source:Package}\t${source:Version}\t${db:Status-Status}\n"
+    "${Package}\t${Architecture}\t${Version}\t"
+    "${source:Package}\t${source:Version}\t${db:Status-Status}\n"
 )
 
 # Libraries the test .debs depend on, present as status entries only (a minimal machine).
@@ -51,10 +52,16 @@ def deb(name: str) -> str:
 def make_root(path: Path, hostname: str = "test-01", placeholders: bool = True) -> Path:
     """A machine's file system as `uus-agent --root` sees it, with an empty-but-valid dpkg db."""
     for d in (
-        "etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/apt.conf.d",
-        "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
-        "var/cache/apt/archives/partial", "var/log/apt", "proc/sys/kernel",
-    ):  # fmt: skip
+        "etc/apt/sources.list.d",
+        "etc/apt/preferences.d",
+        "etc/apt/apt.conf.d",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "var/log/apt",
+        "proc/sys/kernel",
+    ):
         (path / d).mkdir(parents=True, exist_ok=True)
     (path / "etc/os-release").write_text(OS_RELEASE)
     (path / "etc/hostname").write_text(hostname + "\n")
@@ -66,7 +73,8 @@ def make_root(path: Path, hostname: str = "test-01", placeholders: bool = True) 
             stanzas.append(
                 "Package: %s\nStatus: install ok installed\nPriority: optional\nSection: libs\n"
                 "Installed-Size: 1\nMaintainer: Test <test@example.invalid>\nArchitecture: amd64\n"
-                "Multi-Arch: same\nSource: %s\nVersion: %s\nDescription: placeholder\n" % (name, source, version)
+                "Multi-Arch: same\nSource: %s\nVersion: %s\nDescription: placeholder\n"
+                % (name, source, version)
             )
             (path / ("var/lib/dpkg/info/%s:amd64.list" % name)).write_text("")
     (path / "var/lib/dpkg/status").write_text("\n".join(stanzas))
@@ -75,17 +83,23 @@ def make_root(path: Path, hostname: str = "test-01", placeholders: bool = True) 
 
 def dpkg(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["dpkg", "--root=%s" % root, "--force-script-chrootless", "--force-not-root"] + list(args),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=True,
-    )  # fmt: skip
+        ["dpkg", "--root=%s" % root, "--force-script-chrootless", "--force-not-root", *list(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=True,
+    )
 
 
 def dpkg_query(admindir: Path) -> List[Dict[str, str]]:
     """What dpkg itself says: the reference the agent's parser must equal."""
     out = subprocess.run(
         ["dpkg-query", "--admindir=%s" % admindir, "-W", "-f", QUERY_FORMAT],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, check=True,
-    ).stdout  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        check=True,
+    ).stdout
     keys = ("name", "architecture", "version", "source", "source_version", "status")
     rows = [dict(zip(keys, line.split("\t"))) for line in out.splitlines()]
     return sorted(rows, key=lambda p: (p["name"], p["architecture"]))
@@ -108,7 +122,9 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError("nothing listens on port %d" % port)
 
 
-def build_repo(www: Path, prefix: str, suite: str, debs: List[str], gnupg: Optional[Path] = None) -> Path:
+def build_repo(
+    www: Path, prefix: str, suite: str, debs: List[str], gnupg: Optional[Path] = None
+) -> Path:
     """An APT repository at www/prefix with one suite, component main, amd64 (apt-ftparchive)."""
     base = www / prefix
     pool = base / "pool" / "main"
@@ -116,27 +132,53 @@ def build_repo(www: Path, prefix: str, suite: str, debs: List[str], gnupg: Optio
     for d in debs:
         shutil.copy(d, pool)
     packages = subprocess.run(
-        ["apt-ftparchive", "packages", "pool/main"], cwd=base, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, check=True,
-    ).stdout  # fmt: skip
+        ["apt-ftparchive", "packages", "pool/main"],
+        cwd=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    ).stdout
     dist = base / "dists" / suite
     (dist / "main" / "binary-amd64").mkdir(parents=True, exist_ok=True)
     (dist / "main" / "binary-amd64" / "Packages").write_bytes(packages)
     (dist / "main" / "binary-amd64" / "Packages.gz").write_bytes(gzip.compress(packages))
     release = subprocess.run(
-        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Suite=%s" % suite,
-         "-o", "APT::FTPArchive::Release::Codename=%s" % suite,
-         "-o", "APT::FTPArchive::Release::Components=main",
-         "-o", "APT::FTPArchive::Release::Architectures=amd64", "release", "."],
-        cwd=dist, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
-    ).stdout  # fmt: skip
+        [
+            "apt-ftparchive",
+            "-o",
+            "APT::FTPArchive::Release::Suite=%s" % suite,
+            "-o",
+            "APT::FTPArchive::Release::Codename=%s" % suite,
+            "-o",
+            "APT::FTPArchive::Release::Components=main",
+            "-o",
+            "APT::FTPArchive::Release::Architectures=amd64",
+            "release",
+            ".",
+        ],
+        cwd=dist,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    ).stdout
     (dist / "Release").write_bytes(release)
     if gnupg is not None:
         subprocess.run(
-            ["gpg", "--batch", "--yes", "--homedir", str(gnupg), "--clearsign",
-             "-o", str(dist / "InRelease"), str(dist / "Release")],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "gpg",
+                "--batch",
+                "--yes",
+                "--homedir",
+                str(gnupg),
+                "--clearsign",
+                "-o",
+                str(dist / "InRelease"),
+                str(dist / "Release"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return base
 
 
@@ -156,14 +198,29 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
     subprocess.run(
-        ["gpg", "--batch", "--homedir", str(home), "--passphrase", "", "--quick-gen-key",
-         "UUS Test Repo <repo@example.invalid>", "ed25519", "sign", "never"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "gpg",
+            "--batch",
+            "--homedir",
+            str(home),
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "UUS Test Repo <repo@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     armored = subprocess.run(
         ["gpg", "--batch", "--homedir", str(home), "--armor", "--export"],
-        check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    ).stdout  # fmt: skip
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ).stdout
     yield home, armored
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], stderr=subprocess.DEVNULL)
 
@@ -175,9 +232,19 @@ def http_dir(tmp_path: Path):
     www.mkdir()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(www)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(www),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port)
         yield www, "http://127.0.0.1:%d" % port

@@ -1,4 +1,4 @@
-"""A small stdlib stand-in for the server side of protocol v1, for the agent's own client logic only.
+"""A small stdlib stand-in for the server side of protocol v1, for the agent's client logic only.
 
 It implements just what the agent's tests need (tokens, credentials, exchange tokens, hash
 bookkeeping, delta application, job delivery and acks, a static /repo/ tree), and records every
@@ -13,9 +13,9 @@ import os
 import secrets
 import threading
 import uuid
-from urllib.parse import unquote
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
+from urllib.parse import unquote
 
 from uus_agent import dpkg
 
@@ -41,7 +41,7 @@ class FakeServer:
         self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 
@@ -52,10 +52,16 @@ class FakeServer:
 
     # -- helpers for tests -------------------------------------------------------------------
     def posts(self, endpoint: str) -> List[Dict[str, Any]]:
-        return [r["body"] for r in self.requests if r["method"] == "POST" and r["path"] == PREFIX + endpoint]
+        return [
+            r["body"]
+            for r in self.requests
+            if r["method"] == "POST" and r["path"] == PREFIX + endpoint
+        ]
 
     def gets(self, prefix: str) -> int:
-        return sum(1 for r in self.requests if r["method"] == "GET" and r["path"].startswith(prefix))
+        return sum(
+            1 for r in self.requests if r["method"] == "GET" and r["path"].startswith(prefix)
+        )
 
     def only_machine(self) -> Dict[str, Any]:
         assert len(self.machines) == 1
@@ -67,10 +73,15 @@ class FakeServer:
             return 403, _err("invalid_token", "enrollment token is unknown")
         client_id = "m-" + secrets.token_hex(4)
         m = {
-            "machine": str(uuid.uuid4()), "client_id": client_id, "secret": secrets.token_urlsafe(24),
-            "exchange_token": secrets.token_hex(8), "facts": body["facts"], "inventory_hash": None,
-            "packages": None, "revoked": False,
-        }  # fmt: skip
+            "machine": str(uuid.uuid4()),
+            "client_id": client_id,
+            "secret": secrets.token_urlsafe(24),
+            "exchange_token": secrets.token_hex(8),
+            "facts": body["facts"],
+            "inventory_hash": None,
+            "packages": None,
+            "revoked": False,
+        }
         self.machines[client_id] = m
         answer = {k: m[k] for k in ("machine", "client_id", "secret", "exchange_token")}
         answer["check_in_interval"] = self.interval
@@ -79,7 +90,7 @@ class FakeServer:
     def auth(self, header: Optional[str]) -> Optional[Dict[str, Any]]:
         if not header or not header.startswith("Machine "):
             return None
-        client_id, _, secret = header[len("Machine "):].partition(":")
+        client_id, _, secret = header[len("Machine ") :].partition(":")
         m = self.machines.get(client_id)
         if m is None or m["revoked"] or m["secret"] != secret:
             return None
@@ -102,10 +113,14 @@ class FakeServer:
             inventory = "full"
         jobs = [j for j in self.jobs if self.redeliver_all or j["id"] not in self.results]
         return 200, {
-            "next_exchange_token": m["exchange_token"], "check_in_interval": self.interval,
-            "inventory": inventory, "jobs": jobs, "acked_job_results": acked, "apt": self.apt,
+            "next_exchange_token": m["exchange_token"],
+            "check_in_interval": self.interval,
+            "inventory": inventory,
+            "jobs": jobs,
+            "acked_job_results": acked,
+            "apt": self.apt,
             "some_future_field": {"ignored": True},
-        }  # fmt: skip
+        }
 
     def inventory(self, m: Dict[str, Any], body: Dict[str, Any]):
         if body["kind"] == "full":
@@ -130,14 +145,19 @@ class FakeServer:
             def _send(self, status: int, obj: Any = None, raw: Optional[bytes] = None) -> None:
                 data = raw if raw is not None else json.dumps(obj).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if raw is None else "application/octet-stream")
+                self.send_header(
+                    "Content-Type",
+                    "application/json" if raw is None else "application/octet-stream",
+                )
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
                 with server.lock:
-                    server.requests.append({"method": "GET", "path": self.path, "body": None, "auth": None})
+                    server.requests.append(
+                        {"method": "GET", "path": self.path, "body": None, "auth": None}
+                    )
                 if self.path.startswith("/hang/"):
                     server.release_hang.wait(60)
                     return self._send(404, _err("not_found", "released"))
@@ -153,13 +173,17 @@ class FakeServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 auth = self.headers.get("Authorization")
                 with server.lock:
-                    server.requests.append({"method": "POST", "path": self.path, "body": body, "auth": auth})
-                    endpoint = self.path[len(PREFIX):] if self.path.startswith(PREFIX) else None
+                    server.requests.append(
+                        {"method": "POST", "path": self.path, "body": body, "auth": auth}
+                    )
+                    endpoint = self.path[len(PREFIX) :] if self.path.startswith(PREFIX) else None
                     if endpoint == "register/":
                         return self._send(*server.register(body))
                     m = server.auth(auth)
                     if endpoint in ("check-in/", "inventory/") and m is None:
-                        return self._send(401, _err("unauthorized", "unknown or revoked credentials"))
+                        return self._send(
+                            401, _err("unauthorized", "unknown or revoked credentials")
+                        )
                     if endpoint == "check-in/":
                         return self._send(*server.check_in(m, body))
                     if endpoint == "inventory/":

@@ -5,15 +5,17 @@ from __future__ import annotations
 import lzma
 from pathlib import Path
 
-from conftest import DATA, deb, dpkg, dpkg_query
-
 from uus_agent import dpkg as agent_dpkg
+
+from conftest import DATA, deb, dpkg, dpkg_query
 
 
 def test_sample_status_equals_dpkg_query(tmp_path: Path) -> None:
     admin = tmp_path / "admin"
     admin.mkdir()
-    (admin / "status").write_bytes(lzma.decompress((DATA / "dpkg-status.debian12-sample.xz").read_bytes()))
+    (admin / "status").write_bytes(
+        lzma.decompress((DATA / "dpkg-status.debian12-sample.xz").read_bytes())
+    )
     assert agent_dpkg.read_inventory(str(tmp_path / "no-root")) == []  # no dpkg db: empty
     ours = agent_dpkg.parse_status_text((admin / "status").read_text())
     theirs = dpkg_query(admin)
@@ -21,7 +23,10 @@ def test_sample_status_equals_dpkg_query(tmp_path: Path) -> None:
     assert ours == theirs
     by_name = {p["name"]: p for p in ours}
     # binNMU and epoch cases the README of the sample points out
-    assert by_name["bash"]["version"] == "5.2.15-2+b8" and by_name["bash"]["source_version"] == "5.2.15-2"
+    assert (
+        by_name["bash"]["version"] == "5.2.15-2+b8"
+        and by_name["bash"]["source_version"] == "5.2.15-2"
+    )
     assert by_name["bsdutils"]["source"] == "util-linux"
     assert by_name["bsdutils"]["version"].startswith("1:")
 
@@ -45,13 +50,22 @@ def test_unusual_states_and_syntax_equal_dpkg_query(tmp_path: Path) -> None:
     ours = agent_dpkg.parse_status_text((admin / "status").read_text())
     assert ours == dpkg_query(admin)
     assert [(p["name"], p["status"]) for p in ours] == [
-        ("bbb", "half-installed"), ("ccc", "config-files"), ("eee", "unpacked"),
-    ]  # fmt: skip
+        ("bbb", "half-installed"),
+        ("ccc", "config-files"),
+        ("eee", "unpacked"),
+    ]
 
 
 def test_real_installs_equal_dpkg_query(root: Path) -> None:
-    dpkg(root, "-i", deb("hello_"), deb("sl_"), deb("figlet_"), deb("libjq1_1.6-2.1+deb12u2"),
-         deb("jq_1.6-2.1+deb12u2"))  # fmt: skip
+    dpkg(
+        root,
+        "-i",
+        deb("hello_"),
+        deb("sl_"),
+        deb("figlet_"),
+        deb("libjq1_1.6-2.1+deb12u2"),
+        deb("jq_1.6-2.1+deb12u2"),
+    )
     dpkg(root, "-r", "figlet")  # has a conffile: stays as config-files
     ours = agent_dpkg.read_inventory(str(root))
     assert ours == dpkg_query(root / "var/lib/dpkg")
@@ -60,8 +74,14 @@ def test_real_installs_equal_dpkg_query(root: Path) -> None:
 
 
 def test_hash_is_canonical_and_stable() -> None:
-    a = {"name": "a", "architecture": "amd64", "version": "1", "source": "a", "source_version": "1",
-         "status": "installed"}  # fmt: skip
+    a = {
+        "name": "a",
+        "architecture": "amd64",
+        "version": "1",
+        "source": "a",
+        "source_version": "1",
+        "status": "installed",
+    }
     b = dict(a, name="b", version="1:2~rc1", source="bsrc")
     h = agent_dpkg.inventory_hash([a, b])
     assert h == agent_dpkg.inventory_hash([b, a])  # order of input does not matter
@@ -86,17 +106,30 @@ def test_delta_of_real_install_and_removal(root: Path) -> None:
     after = agent_dpkg.read_inventory(str(root))
     added, removed = agent_dpkg.compute_delta(installed, after)
     assert removed == [{"name": "sl", "architecture": "amd64"}]  # gone entirely
-    assert [(p["name"], p["status"]) for p in added] == [("figlet", "config-files")]  # changed state
+    assert [(p["name"], p["status"]) for p in added] == [
+        ("figlet", "config-files")
+    ]  # changed state
     rebuilt = agent_dpkg.apply_delta(installed, added, removed)
     assert rebuilt == after
-    assert agent_dpkg.inventory_hash(rebuilt) == agent_dpkg.inventory_hash(dpkg_query(root / "var/lib/dpkg"))
+    assert agent_dpkg.inventory_hash(rebuilt) == agent_dpkg.inventory_hash(
+        dpkg_query(root / "var/lib/dpkg")
+    )
 
 
 def test_version_changes_treat_config_files_as_absent() -> None:
     before = {("figlet", "amd64"): "2.2.5-3+b1", ("jq", "amd64"): "1.6-2.1+deb12u2"}
-    after = {("figlet", "amd64"): None, ("jq", "amd64"): "1.6-2.1+deb12u3", ("hello", "amd64"): "2.10-3"}
+    after = {
+        ("figlet", "amd64"): None,
+        ("jq", "amd64"): "1.6-2.1+deb12u3",
+        ("hello", "amd64"): "2.10-3",
+    }
     assert agent_dpkg.version_changes(before, after) == [
         {"name": "figlet", "architecture": "amd64", "before": "2.2.5-3+b1", "after": None},
         {"name": "hello", "architecture": "amd64", "before": None, "after": "2.10-3"},
-        {"name": "jq", "architecture": "amd64", "before": "1.6-2.1+deb12u2", "after": "1.6-2.1+deb12u3"},
+        {
+            "name": "jq",
+            "architecture": "amd64",
+            "before": "1.6-2.1+deb12u2",
+            "after": "1.6-2.1+deb12u3",
+        },
     ]

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AGENT_DIR, deb, dpkg
 
 from uus_agent import dpkg as agent_dpkg
 from uus_agent import facts, protocol
 from uus_agent.apt import Apt
 from uus_agent.jobs import JobRunner
 from uus_agent.state import State
+
+from conftest import AGENT_DIR, deb, dpkg
 
 EXAMPLES = AGENT_DIR.parent / "protocol" / "v1" / "examples"
 
@@ -28,7 +29,11 @@ def same_shape(expected: Any, built: Any, where: str = "$") -> None:
     """Same keys at every level; list items are compared with the example's first item."""
     if isinstance(expected, dict):
         assert isinstance(built, dict), where
-        assert set(built) == set(expected), "%s: built %s, example %s" % (where, sorted(built), sorted(expected))
+        assert set(built) == set(expected), "%s: built %s, example %s" % (
+            where,
+            sorted(built),
+            sorted(expected),
+        )
         for k in expected:
             if expected[k] is not None and built[k] is not None:
                 same_shape(expected[k], built[k], "%s.%s" % (where, k))
@@ -53,7 +58,9 @@ def machine(root: Path, state_dir: Path):
     runner = JobRunner(st, Apt(str(root), st.path), str(root))
     result = runner.process({"id": "job-1", "type": "reboot", "params": {}})
     assert result is not None
-    result["packages"] = agent_dpkg.version_changes(agent_dpkg.versions(base), agent_dpkg.versions(current))
+    result["packages"] = agent_dpkg.version_changes(
+        agent_dpkg.versions(base), agent_dpkg.versions(current)
+    )
     return root, st, base, current, result
 
 
@@ -66,40 +73,58 @@ def test_envelope_fields() -> None:
 
 def test_register_request_matches_example(machine) -> None:
     root, st, *_ = machine
-    same_shape(example("register-request.json"), protocol.register_request("tok", facts.gather(str(root), st)))
+    same_shape(
+        example("register-request.json"),
+        protocol.register_request("tok", facts.gather(str(root), st)),
+    )
 
 
 def test_check_in_request_matches_example(machine) -> None:
     root, st, base, current, result = machine
-    msg = protocol.check_in_request("xt", facts.gather(str(root), st), agent_dpkg.inventory_hash(current),
-                                    agent_dpkg.inventory_hash(base), [result])  # fmt: skip
+    msg = protocol.check_in_request(
+        "xt",
+        facts.gather(str(root), st),
+        agent_dpkg.inventory_hash(current),
+        agent_dpkg.inventory_hash(base),
+        [result],
+    )
     same_shape(example("check-in-request.json"), msg)
     assert st.outbox()[0].keys() == example("check-in-request.json")["job_results"][0].keys()
 
 
 def test_inventory_requests_match_examples(machine) -> None:
-    root, st, base, current, result = machine
+    root, _st, _base, current, _result = machine
     full = protocol.inventory_full_request(agent_dpkg.inventory_hash(current), current)
     same_shape(example("inventory-full-request.json"), full)
     dpkg(root, "-r", "hello")
-    after = agent_dpkg.read_inventory(str(root))
     dpkg(root, "-i", deb("sl_"))
     after = agent_dpkg.read_inventory(str(root))
     added, removed = agent_dpkg.compute_delta(current, after)
     assert added and removed
-    delta = protocol.inventory_delta_request(agent_dpkg.inventory_hash(after),
-                                             agent_dpkg.inventory_hash(current), added, removed)  # fmt: skip
+    delta = protocol.inventory_delta_request(
+        agent_dpkg.inventory_hash(after), agent_dpkg.inventory_hash(current), added, removed
+    )
     same_shape(example("inventory-delta-request.json"), delta)
 
 
 def test_answers_in_examples_are_read() -> None:
     reg = protocol.parse_register_response(example("register-response.json"))
     assert reg["check_in_interval"] == 3600 and reg["machine"]
-    ans = protocol.parse_check_in_response(dict(example("check-in-response.json"), unknown_future_field=1))
+    ans = protocol.parse_check_in_response(
+        dict(example("check-in-response.json"), unknown_future_field=1)
+    )
     assert ans["inventory"] == "delta" and ans["apt"]["key_url"].endswith("/repo/key.asc")
-    assert {j["type"] for j in ans["jobs"]} == {"apt_upgrade", "apt_install", "apt_remove", "apt_update", "reboot"}
+    assert {j["type"] for j in ans["jobs"]} == {
+        "apt_upgrade",
+        "apt_install",
+        "apt_remove",
+        "apt_update",
+        "reboot",
+    }
     for j in ans["jobs"]:
         protocol.parse_time(j["deadline"])
+    broken = dict(example("check-in-response.json"), jobs=[{"type": "apt_update"}, "x"])
+    assert protocol.parse_check_in_response(broken)["jobs"] == []  # skipped, answer still usable
     idle = protocol.parse_check_in_response(example("check-in-response-idle.json"))
     assert idle["inventory"] == "ok" and idle["apt"] is None and idle["jobs"] == []
     assert protocol.parse_inventory_response(example("inventory-response.json"))["accepted"] is True
@@ -128,8 +153,13 @@ def test_every_example_is_covered() -> None:
 
 
 def test_timestamps_as_servers_write_them() -> None:
-    for text in ("2026-11-25T09:30:00Z", "2026-11-25T09:30:00.123Z", "2026-11-25T09:30:00.123456+00:00",
-                 "2026-11-25T10:30:00+01:00", "2026-11-25T09:30:00"):  # fmt: skip
+    for text in (
+        "2026-11-25T09:30:00Z",
+        "2026-11-25T09:30:00.123Z",
+        "2026-11-25T09:30:00.123456+00:00",
+        "2026-11-25T10:30:00+01:00",
+        "2026-11-25T09:30:00",
+    ):
         ts = protocol.parse_time(text)
         assert ts is not None and protocol.isoformat(ts) == "2026-11-25T09:30:00Z"
     assert protocol.parse_time(None) is None

@@ -16,24 +16,29 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from conftest import AGENT_DIR, build_repo, deb, dpkg, dpkg_query
-from fakeserver import FakeServer
 
 from uus_agent import cli
 from uus_agent import dpkg as agent_dpkg
 
+from conftest import AGENT_DIR, build_repo, deb, dpkg, dpkg_query
+from fakeserver import FakeServer
+
+
+def global_args(root: Path, state_dir: Path) -> List[str]:
+    return ["--state-dir", str(state_dir), "--root", str(root), "--config", os.devnull]
+
 
 def agent(root: Path, state_dir: Path, *args: str) -> int:
-    return cli.main(["--state-dir", str(state_dir), "--root", str(root), "--config", os.devnull] + list(args))
+    return cli.main([*global_args(root, state_dir), *args])
 
 
 def agent_proc(root: Path, state_dir: Path, *args: str, **kw) -> subprocess.Popen:
     """The CLI as a separate process, as systemd or an admin runs it."""
     env = dict(os.environ, PYTHONPATH=str(AGENT_DIR))
-    argv = [sys.executable, "-m", "uus_agent", "--state-dir", str(state_dir), "--root", str(root),
-            "--config", os.devnull] + list(args)  # fmt: skip
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, **kw)  # fmt: skip
+    argv = [sys.executable, "-m", "uus_agent", *global_args(root, state_dir), *args]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, **kw
+    )
 
 
 def processes_mentioning(text: str) -> List[int]:
@@ -80,11 +85,17 @@ def test_register_stores_credentials_privately(server, root, state_dir, capsys) 
     registered(server, root, state_dir)
     m = server.only_machine()
     creds = json.loads((state_dir / "credentials.json").read_text())
-    assert (creds["client_id"], creds["secret"], creds["machine"]) == (m["client_id"], m["secret"], m["machine"])
+    assert (creds["client_id"], creds["secret"], creds["machine"]) == (
+        m["client_id"],
+        m["secret"],
+        m["machine"],
+    )
     assert creds["server"] == server.url and creds["exchange_token"] == m["exchange_token"]
     assert oct(os.stat(state_dir / "credentials.json").st_mode & 0o777) == "0o600"
     assert oct(os.stat(state_dir).st_mode & 0o777) == "0o700"
-    assert m["facts"]["hostname"] == "test-01" and m["facts"]["os"]["version_codename"] == "bookworm"
+    assert (
+        m["facts"]["hostname"] == "test-01" and m["facts"]["os"]["version_codename"] == "bookworm"
+    )
     out = capsys.readouterr()
     assert m["secret"] not in out.out + out.err and "good-token" not in out.out + out.err
     # registering twice needs --force
@@ -106,8 +117,13 @@ def test_check_in_sends_full_then_delta_inventory(server, root, state_dir) -> No
     assert [b["kind"] for b in server.posts("inventory/")] == ["full"]
     assert m["packages"] == dpkg_query(root / "var/lib/dpkg")
     first = server.posts("check-in/")[0]
-    assert first["previous_inventory_hash"] is None and first["exchange_token"] != m["exchange_token"]
-    assert json.loads((state_dir / "credentials.json").read_text())["exchange_token"] == m["exchange_token"]
+    assert (
+        first["previous_inventory_hash"] is None and first["exchange_token"] != m["exchange_token"]
+    )
+    assert (
+        json.loads((state_dir / "credentials.json").read_text())["exchange_token"]
+        == m["exchange_token"]
+    )
 
     assert agent(root, state_dir, "check-in") == 0  # nothing changed: no upload
     assert len(server.posts("inventory/")) == 1
@@ -119,7 +135,9 @@ def test_check_in_sends_full_then_delta_inventory(server, root, state_dir) -> No
     assert [p["name"] for p in delta["added"]] == ["hello"]
     assert m["packages"] == dpkg_query(root / "var/lib/dpkg")
     stored = json.loads((state_dir / "inventory.json").read_text())
-    assert stored["inventory_hash"] == m["inventory_hash"] == agent_dpkg.inventory_hash(m["packages"])
+    assert (
+        stored["inventory_hash"] == m["inventory_hash"] == agent_dpkg.inventory_hash(m["packages"])
+    )
 
 
 def test_delta_refused_falls_back_to_full(server, root, state_dir) -> None:
@@ -178,7 +196,9 @@ def test_job_results_reported_once_and_acked(server, root, state_dir, capsys) ->
 def test_killed_mid_job_reports_interrupted_exactly_once(server, root, state_dir) -> None:
     """SIGKILL a real `uus-agent check-in` while apt-get update hangs on the (fake) mirror."""
     registered(server, root, state_dir)
-    (root / "etc/apt/sources.list.d/hang.list").write_text("deb [trusted=yes] %s/hang/ stable main\n" % server.url)
+    (root / "etc/apt/sources.list.d/hang.list").write_text(
+        "deb [trusted=yes] %s/hang/ stable main\n" % server.url
+    )
     server.jobs = [{"id": "job-crash", "type": "apt_update", "params": {}, "deadline": None}]
     proc = agent_proc(root, state_dir, "check-in", start_new_session=True)
     record = state_dir / "jobs" / "job-crash.json"
@@ -196,7 +216,7 @@ def test_killed_mid_job_reports_interrupted_exactly_once(server, root, state_dir
     hangs = server.gets("/hang/")
 
     restarted = agent_proc(root, state_dir, "check-in")
-    out, err = restarted.communicate(timeout=60)
+    _out, err = restarted.communicate(timeout=60)
     assert restarted.returncode == 0, err
     result = server.results["job-crash"]
     assert (result["status"], result["error"]) == ("failed", "interrupted")
@@ -204,29 +224,50 @@ def test_killed_mid_job_reports_interrupted_exactly_once(server, root, state_dir
     assert json.loads(record.read_text())["state"] == "acked"
 
     assert agent(root, state_dir, "check-in") == 0
-    reported = [r for b in server.posts("check-in/") for r in b["job_results"] if r["job_id"] == "job-crash"]
+    reported = [
+        r for b in server.posts("check-in/") for r in b["job_results"] if r["job_id"] == "job-crash"
+    ]
     assert reported == [result]
 
 
-def test_check_in_configures_signed_repo_and_upgrades(tmp_path, root, state_dir, signing_key) -> None:
-    """The deployment path: the answer's apt sources + key, a real signed repository, apt_upgrade."""
+def test_check_in_configures_signed_repo_and_upgrades(
+    tmp_path, root, state_dir, signing_key
+) -> None:
+    """The deployment path: the answer's apt sources and key, a real signed repo, apt_upgrade."""
     home, armored = signing_key
     www = tmp_path / "www"
-    build_repo(www, "repo/test", "bookworm", [deb("jq_1.6-2.1+deb12u3"), deb("libjq1_1.6-2.1+deb12u3")], home)
+    build_repo(
+        www,
+        "repo/test",
+        "bookworm",
+        [deb("jq_1.6-2.1+deb12u3"), deb("libjq1_1.6-2.1+deb12u3")],
+        home,
+    )
     (www / "repo" / "key.asc").write_bytes(armored)
     dpkg(root, "-i", deb("libjq1_1.6-2.1+deb12u2"), deb("jq_1.6-2.1+deb12u2"))
     with FakeServer(str(www)) as server:
         registered(server, root, state_dir)
-        server.apt = {"sources": "deb [signed-by=/etc/apt/keyrings/uus.gpg] %s/repo/test bookworm main\n"
-                      % server.url, "key_url": server.url + "/repo/key.asc"}  # fmt: skip
-        server.jobs = [{"id": "job-up", "type": "apt_upgrade", "params": {"packages": ["jq", "libjq1"]},
-                        "deadline": "2100-01-01T00:00:00Z"}]  # fmt: skip
+        server.apt = {
+            "sources": "deb [signed-by=/etc/apt/keyrings/uus.gpg] %s/repo/test bookworm main\n"
+            % server.url,
+            "key_url": server.url + "/repo/key.asc",
+        }
+        server.jobs = [
+            {
+                "id": "job-up",
+                "type": "apt_upgrade",
+                "params": {"packages": ["jq", "libjq1"]},
+                "deadline": "2100-01-01T00:00:00Z",
+            }
+        ]
         assert agent(root, state_dir, "check-in") == 0
         result = server.results["job-up"]
         assert result["status"] == "succeeded", result["output"]
         assert "NO_PUBKEY" not in result["output"] and "not signed" not in result["output"]
         assert {p["name"]: p["after"] for p in result["packages"]} == {
-            "jq": "1.6-2.1+deb12u3", "libjq1": "1.6-2.1+deb12u3"}  # fmt: skip
+            "jq": "1.6-2.1+deb12u3",
+            "libjq1": "1.6-2.1+deb12u3",
+        }
         uus_list = (root / "etc/apt/sources.list.d/uus.list").read_text()
         assert "signed-by=%s/etc/apt/keyrings/uus.gpg]" % root in uus_list
         # the follow-up check-in in the same cycle sent the new inventory as a delta

@@ -50,13 +50,22 @@ def test_outbox_never_rewrites_a_result(state_dir: Path) -> None:
     assert st.outbox() == [] and st.job_record("j1")["state"] == "acked"
 
 
-def test_restart_reports_interrupted_job_once_and_keeps_completed(root: Path, state_dir: Path) -> None:
+def test_restart_reports_interrupted_job_once_and_keeps_completed(
+    root: Path, state_dir: Path
+) -> None:
     """Two crash points: before the result was written (-> interrupted) and after (-> kept)."""
     st = State(str(state_dir))
     before = jobs._pack(jobs._snapshot(str(root)))  # what the job saw: the root plus old hello
     before.append(["hello", "amd64", "2.10-2"])
-    st.save_job_record({"id": "crashed", "type": "apt_install", "state": "started",
-                        "started_at": "2026-11-25T09:00:00Z", "before": before})  # fmt: skip
+    st.save_job_record(
+        {
+            "id": "crashed",
+            "type": "apt_install",
+            "state": "started",
+            "started_at": "2026-11-25T09:00:00Z",
+            "before": before,
+        }
+    )
     st.save_job_record({"id": "completed", "type": "apt_update", "state": "started"})
     st.outbox_put({"job_id": "completed", "status": "succeeded"})
     runner = jobs.JobRunner(st, Apt(str(root), str(state_dir)), str(root))
@@ -66,10 +75,15 @@ def test_restart_reports_interrupted_job_once_and_keeps_completed(root: Path, st
     crashed = results["crashed"]
     assert (crashed["status"], crashed["error"]) == ("failed", "interrupted")
     assert crashed["started_at"] == "2026-11-25T09:00:00Z"
-    assert crashed["packages"] == [{"name": "hello", "architecture": "amd64", "before": "2.10-2", "after": None}]
+    assert crashed["packages"] == [
+        {"name": "hello", "architecture": "amd64", "before": "2.10-2", "after": None}
+    ]
     # a second restart changes nothing, and the job is never run again when redelivered
     assert runner.recover() == 0
-    assert runner.process({"id": "crashed", "type": "apt_install", "params": {"packages": ["hello"]}}) is None
+    assert (
+        runner.process({"id": "crashed", "type": "apt_install", "params": {"packages": ["hello"]}})
+        is None
+    )
     assert {r["job_id"]: r for r in st.outbox()}["crashed"] == crashed
 
 
@@ -82,17 +96,24 @@ def test_facts_come_from_the_root(tmp_path: Path, root: Path) -> None:
         "# comment\ndeb http://deb.debian.org/debian bookworm main\n\n"
         "deb-src http://deb.debian.org/debian bookworm main # trailing\n"
     )
-    (root / "etc/apt/sources.list.d/extra.list").write_text("deb [arch=amd64] http://x.example/ stable main\n")
+    (root / "etc/apt/sources.list.d/extra.list").write_text(
+        "deb [arch=amd64] http://x.example/ stable main\n"
+    )
     (root / "etc/apt/sources.list.d/debian.sources").write_text(
-        "# deb822\nTypes: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+        "# deb822\nTypes: deb\nURIs: http://deb.debian.org/debian\n"
+        "Suites: bookworm bookworm-updates\n"
         "Components: main\n\nTypes: deb\n# inner comment\nURIs: http://security.debian.org/debian-security\n"
         "Suites: bookworm-security\nComponents: main\n"
     )
     st = State(str(tmp_path / "state"))
     f = facts.gather(str(root), st)
     assert f["hostname"] == "test-01" and f["fqdn"] == "test-01.lab.example.org"
-    assert f["os"] == {"id": "debian", "version_id": "12", "version_codename": "bookworm",
-                       "pretty_name": "Debian GNU/Linux 12 (bookworm)"}  # fmt: skip
+    assert f["os"] == {
+        "id": "debian",
+        "version_id": "12",
+        "version_codename": "bookworm",
+        "pretty_name": "Debian GNU/Linux 12 (bookworm)",
+    }
     assert f["kernel"] == "6.1.0-40-amd64"
     assert f["reboot_required"] is True
     assert f["reboot_required_packages"] == ["linux-image-6.1.0-41-amd64", "libc6"]
@@ -100,12 +121,15 @@ def test_facts_come_from_the_root(tmp_path: Path, root: Path) -> None:
         "deb http://deb.debian.org/debian bookworm main",
         "deb-src http://deb.debian.org/debian bookworm main",
         "deb [arch=amd64] http://x.example/ stable main",
-        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main",
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main",
         "Types: deb\nURIs: http://security.debian.org/debian-security\nSuites: bookworm-security\n"
         "Components: main",
     ]
     # no /etc/machine-id in this root: a generated id, stable across runs
-    assert len(f["machine_id"]) == 32 and facts.gather(str(root), st)["machine_id"] == f["machine_id"]
+    assert (
+        len(f["machine_id"]) == 32 and facts.gather(str(root), st)["machine_id"] == f["machine_id"]
+    )
     (root / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
     assert facts.machine_id(str(root), st) == "0123456789abcdef0123456789abcdef"
     (root / "var/lib/dpkg/arch").write_text("arm64\ni386\n")

@@ -24,14 +24,16 @@ from typing import Dict, List, Optional
 log = logging.getLogger(__name__)
 
 # Arguments every call gets: never ask, keep local config files, and no pty progress noise.
-COMMON_OPTIONS = [
-    "-y",
-    "-q",
-    "-o", "Dpkg::Options::=--force-confold",
-    "-o", "Dpkg::Options::=--force-confdef",
-    "-o", "Dpkg::Use-Pty=0",
-    "-o", "APT::Color=0",
-]  # fmt: skip
+COMMON_OPTIONS = ["-y", "-q"] + [
+    arg
+    for option in (
+        "Dpkg::Options::=--force-confold",
+        "Dpkg::Options::=--force-confdef",
+        "Dpkg::Use-Pty=0",
+        "APT::Color=0",
+    )
+    for arg in ("-o", option)
+]
 
 # Directories apt and dpkg expect; created in test roots only (a real machine has them).
 ROOT_DIRS = (
@@ -52,7 +54,9 @@ ROOT_DIRS = (
 PACKAGE_ARG_RE = re.compile(
     r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+|/[A-Za-z0-9._-]+)?$"
 )
-_LOCK_MESSAGE_RE = re.compile(r"Could not get lock|Unable to acquire the dpkg frontend lock|dpkg was interrupted")
+_LOCK_MESSAGE_RE = re.compile(
+    r"Could not get lock|Unable to acquire the dpkg frontend lock|dpkg was interrupted"
+)
 
 
 class LockHeld(Exception):
@@ -60,7 +64,9 @@ class LockHeld(Exception):
 
 
 class AptResult:
-    def __init__(self, argv: List[str], exit_code: Optional[int], output: str, error: Optional[str] = None):
+    def __init__(
+        self, argv: List[str], exit_code: Optional[int], output: str, error: Optional[str] = None
+    ):
         self.argv = argv
         self.exit_code = exit_code
         self.output = output
@@ -103,7 +109,8 @@ class DpkgFrontendLock:
         while not self._try():
             if time.monotonic() >= deadline:
                 raise LockHeld(
-                    "dpkg lock held: %s is locked by another process (waited %ds)" % (self.path, timeout)
+                    "dpkg lock held: %s is locked by another process (waited %ds)"
+                    % (self.path, timeout)
                 )
             time.sleep(0.5)
 
@@ -137,7 +144,14 @@ class Apt:
             "APT_LISTCHANGES_FRONTEND": "none",
             "NEEDRESTART_MODE": "l",
         }
-        for key in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        for key in (
+            "http_proxy",
+            "https_proxy",
+            "no_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "NO_PROXY",
+        ):
             if key in os.environ:
                 env[key] = os.environ[key]
         if not self.real_root:
@@ -181,7 +195,7 @@ class Apt:
         return [x for o in opts for x in ("-o", o)]
 
     def argv(self, args: List[str], lock_wait: Optional[float] = None) -> List[str]:
-        argv = ["apt-get"] + COMMON_OPTIONS + self.root_options()
+        argv = ["apt-get", *COMMON_OPTIONS, *self.root_options()]
         if self.real_root and lock_wait is not None:
             argv += ["-o", "DPkg::Lock::Timeout=%d" % max(1, int(lock_wait))]
         return argv + list(args)
@@ -205,7 +219,7 @@ class Apt:
         try:
             lock.acquire(self.lock_timeout)
         except LockHeld as e:
-            return AptResult(["apt-get"] + list(args), None, str(e) + "\n", "dpkg_lock_held")
+            return AptResult(["apt-get", *list(args)], None, str(e) + "\n", "dpkg_lock_held")
         if self.real_root:
             lock.release()  # only probed: apt-get takes the real locks itself
         try:
@@ -255,14 +269,14 @@ class Apt:
         return self.run(["update"])
 
     def install(self, packages: List[str]) -> AptResult:
-        return self.run(["install", "--no-install-recommends"] + check_package_args(packages))
+        return self.run(["install", "--no-install-recommends", *check_package_args(packages)])
 
     def remove(self, packages: List[str], purge: bool = False) -> AptResult:
-        return self.run(["purge" if purge else "remove"] + check_package_args(packages))
+        return self.run(["purge" if purge else "remove", *check_package_args(packages)])
 
     def upgrade(self, packages: Optional[List[str]] = None) -> AptResult:
         if packages:
-            return self.run(["install", "--only-upgrade"] + check_package_args(packages))
+            return self.run(["install", "--only-upgrade", *check_package_args(packages)])
         return self.run(["upgrade", "--with-new-pkgs"])
 
     # -- repository configuration ---------------------------------------------------------------
@@ -324,8 +338,7 @@ def install_key(key: bytes, target: str) -> str:
             proc = subprocess.run(
                 ["gpg", "--batch", "--no-options", "--homedir", "/nonexistent", "--dearmor"],
                 input=key,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                capture_output=True,
                 timeout=60,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
             )

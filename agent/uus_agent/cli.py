@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any, Dict, List, Optional
@@ -29,14 +30,28 @@ EXIT_NOT_REGISTERED = 4
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Global options are accepted before and after the verb (defaults only on the main parser)."""
     d = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--state-dir", metavar="DIR", default=d,
-                        help="where the agent keeps its state (default /var/lib/uus-agent)")
-    parser.add_argument("--root", metavar="DIR", default=d,
-                        help="the machine's file system is at DIR (default /)")
-    parser.add_argument("--config", metavar="FILE", default=d,
-                        help="INI file with an [agent] section (default %s)" % config.DEFAULT_CONFIG_FILE)
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
-                        help="more logging (debug)")  # fmt: skip
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=d,
+        help="where the agent keeps its state (default /var/lib/uus-agent)",
+    )
+    parser.add_argument(
+        "--root", metavar="DIR", default=d, help="the machine's file system is at DIR (default /)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=d,
+        help="INI file with an [agent] section (default %s)" % config.DEFAULT_CONFIG_FILE,
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="more logging (debug)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     reg = verbs.add_parser("register", help="enroll this machine with a server using a token")
     _global_options(reg, suppress=True)
-    reg.add_argument("--server", metavar="URL", help="server base URL, e.g. https://uus.example.org")
-    reg.add_argument("--token", metavar="TOKEN", required=True, help="enrollment token from `uus tokens create`")
+    reg.add_argument(
+        "--server", metavar="URL", help="server base URL, e.g. https://uus.example.org"
+    )
+    reg.add_argument(
+        "--token", metavar="TOKEN", required=True, help="enrollment token from `uus tokens create`"
+    )
     reg.add_argument("--ca", metavar="FILE", help="CA certificate(s) to trust for the server (PEM)")
-    reg.add_argument("--force", action="store_true", help="register again although already registered")
+    reg.add_argument(
+        "--force", action="store_true", help="register again although already registered"
+    )
 
     for name, text in (
         ("check-in", "one cycle: report, upload inventory if asked, run jobs"),
@@ -94,7 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Unauthorized as e:
         _error(
             "the server rejected this machine's credentials (%s: %s); they were revoked or the "
-            "machine is unknown: register again with a new token" % (e.code, e.message or "unauthorized")
+            "machine is unknown: register again with a new token"
+            % (e.code, e.message or "unauthorized")
         )
         return EXIT_UNAUTHORIZED
     except NotRegistered as e:
@@ -108,6 +130,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `uus-agent status | head`: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except OSError as e:
         _error(str(e))
         return EXIT_FAILURE
@@ -126,13 +151,16 @@ def _dispatch(agent: Agent, cfg: config.Config, args: argparse.Namespace) -> int
         print("checked in: %s" % describe(summary))
         return EXIT_FAILURE if summary["errors"] else 0
     if args.verb == "run":
+
         def stop(signum: int, frame: Any) -> None:
             log.info("signal %d: stopping after the current step", signum)
             agent.stopping.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("uus-agent %s running (state %s, root %s)", __version__, agent.state.path, agent.root)
+        log.info(
+            "uus-agent %s running (state %s, root %s)", __version__, agent.state.path, agent.root
+        )
         agent.run_forever()
         return 0
     if args.verb == "status":

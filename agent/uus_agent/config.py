@@ -45,13 +45,29 @@ def _str(value: str) -> str:
 
 # key -> (parser, default, help). The defaults are what a packaged agent on a real machine uses.
 OPTIONS: Dict[str, Any] = {
-    "state_dir": (_path, "/var/lib/uus-agent", "where credentials, inventory and the job outbox live"),
+    "state_dir": (
+        _path,
+        "/var/lib/uus-agent",
+        "where credentials, inventory and the job outbox live",
+    ),
     "root": (_path, "/", "the machine's file system (dpkg database, os-release, apt sources)"),
     "server": (_str, "", "server URL used by `register` when --server is not given"),
-    "ca": (_opt_path, None, "PEM file of CA certificates to trust for the server; empty = system CAs"),
+    "ca": (
+        _opt_path,
+        None,
+        "PEM file of CA certificates to trust for the server; empty = system CAs",
+    ),
     "http_timeout": (_positive_float, 60.0, "seconds to wait for one HTTP request"),
-    "lock_timeout": (_positive_float, 300.0, "seconds to wait for the dpkg lock before failing a job"),
-    "apt_timeout": (_positive_float, 3600.0, "seconds one apt-get call may run before it is killed"),
+    "lock_timeout": (
+        _positive_float,
+        300.0,
+        "seconds to wait for the dpkg lock before failing a job",
+    ),
+    "apt_timeout": (
+        _positive_float,
+        3600.0,
+        "seconds one apt-get call may run before it is killed",
+    ),
     "backoff_initial": (_positive_float, 30.0, "first retry delay when the server is unreachable"),
     "backoff_max": (_positive_float, 3600.0, "cap of the exponential retry delay"),
     "jitter": (_fraction, 0.1, "fraction of the interval added or removed at random"),
@@ -70,7 +86,7 @@ class Config:
         try:
             return self.__dict__["values"][name]
         except KeyError:
-            raise AttributeError(name)
+            raise AttributeError(name) from None
 
 
 def read_file(path: str, required: bool) -> Dict[str, str]:
@@ -80,10 +96,10 @@ def read_file(path: str, required: bool) -> Dict[str, str]:
             parser.read_file(f)
     except FileNotFoundError:
         if required:
-            raise ConfigError("config file %s does not exist" % path)
+            raise ConfigError("config file %s does not exist" % path) from None
         return {}
     except (OSError, configparser.Error) as e:
-        raise ConfigError("cannot read config file %s: %s" % (path, e))
+        raise ConfigError("cannot read config file %s: %s" % (path, e)) from e
     if not parser.has_section("agent"):
         return {}
     raw = dict(parser.items("agent"))
@@ -108,7 +124,7 @@ def load(cli: Dict[str, Any], config_file: Optional[str]) -> Config:
             try:
                 values[key] = parse_fn(raw[key])
             except ValueError as e:
-                raise ConfigError("%s: [agent] %s = %r: %s" % (path, key, raw[key], e))
+                raise ConfigError("%s: [agent] %s = %r: %s" % (path, key, raw[key], e)) from e
         else:
             values[key] = default
     if values["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

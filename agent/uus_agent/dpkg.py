@@ -15,7 +15,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 # The fields of one inventory entry, in the order the hash uses them.
 PACKAGE_FIELDS = ("name", "architecture", "version", "source", "source_version", "status")
 
-# dpkg states in which the package's files are not on the machine: "before"/"after" of a job is null.
+# dpkg states in which the package's files are not on the machine: a job's "before"/"after" is null.
 ABSENT_STATES = ("not-installed", "config-files")
 
 _SOURCE_RE = re.compile(r"^(\S+)(?:\s*\((.*)\))?\s*$")
@@ -138,9 +138,7 @@ def apply_delta(
 
 def versions(packages: List[Dict[str, str]]) -> Dict[Key, Optional[str]]:
     """(name, arch) -> version of what is really on disk (None for removed/config-files)."""
-    return {
-        key_of(p): (None if p["status"] in ABSENT_STATES else p["version"]) for p in packages
-    }
+    return {key_of(p): (None if p["status"] in ABSENT_STATES else p["version"]) for p in packages}
 
 
 def version_changes(

@@ -126,7 +126,7 @@ def architecture(root: str) -> str:
             ["dpkg", "--print-architecture"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            universal_newlines=True,
+            text=True,
             timeout=30,
         )
         if out.returncode == 0 and out.stdout.strip():
@@ -163,7 +163,7 @@ def apt_sources(root: str) -> List[str]:
                 sources.append(line)
     for path in sorted(glob.glob(_p(root, "/etc/apt/sources.list.d/*.sources"))):
         stanza: List[str] = []
-        for line in (_read(path) or "").splitlines() + [""]:
+        for line in [*(_read(path) or "").splitlines(), ""]:
             if line.lstrip().startswith("#"):
                 continue
             if line.strip():

@@ -152,7 +152,7 @@ def reboot(ctx: JobContext, params: Dict[str, Any]) -> Outcome:
     argv = ["shutdown", "-r", "+%d" % delay, "UUS requested a reboot"]
     try:
         proc = subprocess.run(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, universal_newlines=True
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, text=True
         )
     except (OSError, subprocess.SubprocessError) as e:
         return Outcome(None, "cannot run shutdown: %s\n" % e, "reboot_failed")
@@ -196,7 +196,9 @@ class JobRunner:
                     "it was not run again. Check the machine's apt and dpkg logs.\n",
                     started_at=rec.get("started_at"),
                     finished_at=protocol.isoformat(protocol.utc_now()),
-                    packages=dpkg.version_changes(_unpack(before), after) if before is not None else [],
+                    packages=dpkg.version_changes(_unpack(before), after)
+                    if before is not None
+                    else [],
                     reboot_required=facts.reboot_required(self.root),
                     error="interrupted",
                 )
@@ -239,10 +241,16 @@ class JobRunner:
 
         if deadline is not None and received > deadline:
             result = protocol.job_result(
-                job_id, "expired", None,
+                job_id,
+                "expired",
+                None,
                 "not run: the deadline %s had passed when the job arrived\n" % job.get("deadline"),
-                None, now_iso, [], facts.reboot_required(self.root), error="expired",
-            )  # fmt: skip
+                None,
+                now_iso,
+                [],
+                facts.reboot_required(self.root),
+                error="expired",
+            )
             return self._finish(record, result)
 
         fn = HANDLERS.get(job.get("type") or "")

@@ -8,6 +8,7 @@ a newer server may add fields without breaking older agents.
 from __future__ import annotations
 
 import datetime
+import logging
 import uuid
 from typing import Any, Dict, List, Optional
 
@@ -18,6 +19,8 @@ API_PREFIX = "/api/agent/v1/"
 PATH_REGISTER = "register/"
 PATH_CHECK_IN = "check-in/"
 PATH_INVENTORY = "inventory/"
+
+log = logging.getLogger(__name__)
 
 INVENTORY_ANSWERS = ("ok", "full", "delta")
 RESULT_STATUSES = ("succeeded", "failed", "expired")
@@ -55,7 +58,7 @@ def parse_time(value: Any) -> Optional[datetime.datetime]:
     try:
         ts = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise ProtocolError("timestamp %r is not ISO 8601" % (value,))
+        raise ProtocolError("timestamp %r is not ISO 8601" % (value,)) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=datetime.timezone.utc)
     return ts
@@ -201,6 +204,18 @@ def parse_job(j: Any) -> Dict[str, Any]:
     }
 
 
+def _valid_jobs(jobs: List[Any]) -> List[Dict[str, Any]]:
+    """One malformed job must not make the whole answer unusable (the new exchange token in it
+    still has to be saved), so it is skipped with a log line instead."""
+    valid = []
+    for j in jobs:
+        try:
+            valid.append(parse_job(j))
+        except ProtocolError as e:
+            log.error("ignoring a job the agent cannot read: %s", e)
+    return valid
+
+
 def parse_check_in_response(d: Any) -> Dict[str, Any]:
     token = _require(d, "next_exchange_token", str, "check-in")
     inventory = d.get("inventory", "ok")
@@ -219,7 +234,7 @@ def parse_check_in_response(d: Any) -> Dict[str, Any]:
         "next_exchange_token": token,
         "check_in_interval": _interval(d, "check-in"),
         "inventory": inventory,
-        "jobs": [parse_job(j) for j in jobs],
+        "jobs": _valid_jobs(jobs),
         "acked_job_results": [str(a) for a in acked],
         "apt": apt,
     }

@@ -60,10 +60,12 @@ class Agent:
         try:
             return Transport(server, ca=ca, timeout=self.config.http_timeout)
         except (ValueError, OSError) as e:  # bad URL, unreadable CA file
-            raise AgentError(str(e))
+            raise AgentError(str(e)) from e
 
     # -- register ------------------------------------------------------------------------------
-    def register(self, server: str, token: str, ca: Optional[str], force: bool = False) -> Dict[str, Any]:
+    def register(
+        self, server: str, token: str, ca: Optional[str], force: bool = False
+    ) -> Dict[str, Any]:
         self.state.lock()
         try:
             old = self.state.load_credentials()
@@ -197,11 +199,14 @@ class Agent:
         if answer["inventory_hash"] != current_hash:
             log.warning(
                 "server acknowledged inventory hash %s but the agent computed %s",
-                answer["inventory_hash"], current_hash,
-            )  # fmt: skip
+                answer["inventory_hash"],
+                current_hash,
+            )
         self.state.save_inventory(answer["inventory_hash"], packages)
 
-    def _apply_apt(self, transport: Transport, apt_conf: Dict[str, Any], summary: Dict[str, Any]) -> None:
+    def _apply_apt(
+        self, transport: Transport, apt_conf: Dict[str, Any], summary: Dict[str, Any]
+    ) -> None:
         """Write uus.list and its key when they changed (or the key is a day old)."""
         st = self.state.load_state()
         applied = st.get("apt") or {}

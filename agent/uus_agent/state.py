@@ -76,7 +76,9 @@ def read_json(path: str, default: Any = None) -> Any:
     except FileNotFoundError:
         return default
     except ValueError as e:
-        raise StateError("%s is not valid JSON (%s); move it away to start afresh" % (path, e))
+        raise StateError(
+            "%s is not valid JSON (%s); move it away to start afresh" % (path, e)
+        ) from e
 
 
 class State:
@@ -173,7 +175,9 @@ class State:
 
     def save_inventory(self, inventory_hash: str, packages: List[Dict[str, str]]) -> None:
         self.ensure()
-        atomic_write_json(self.inventory_path, {"inventory_hash": inventory_hash, "packages": packages})
+        atomic_write_json(
+            self.inventory_path, {"inventory_hash": inventory_hash, "packages": packages}
+        )
 
     def clear_inventory(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""HTTP(S) to the server with urllib: JSON in, JSON out, errors sorted into what the agent does next.
+"""HTTP(S) to the server with urllib: JSON in and out, errors sorted by what the agent does next.
 
 Unreachable (network, timeout, 5xx) -> retry with back-off; Unauthorized (401) -> stop and tell the
 admin to re-register; other ServerError -> report code and message. http:// is accepted for
@@ -24,7 +24,9 @@ class TransportError(Exception):
 
 
 class ServerError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Optional[Dict[str, Any]] = None):
+    def __init__(
+        self, status: int, code: str, message: str, details: Optional[Dict[str, Any]] = None
+    ):
         super().__init__("%s (HTTP %d)%s" % (code, status, ": " + message if message else ""))
         self.status = status
         self.code = code
@@ -70,11 +72,13 @@ class Transport:
             return e.code, body
         except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError) as e:
             reason = getattr(e, "reason", e)
-            raise Unreachable("cannot reach %s: %s" % (self.server, reason))
+            raise Unreachable("cannot reach %s: %s" % (self.server, reason)) from e
         except OSError as e:
-            raise Unreachable("cannot reach %s: %s" % (self.server, e))
+            raise Unreachable("cannot reach %s: %s" % (self.server, e)) from e
 
-    def post(self, path: str, body: Dict[str, Any], auth: Optional[Tuple[str, str]] = None) -> Dict[str, Any]:
+    def post(
+        self, path: str, body: Dict[str, Any], auth: Optional[Tuple[str, str]] = None
+    ) -> Dict[str, Any]:
         """POST JSON; return the decoded answer of a 2xx, raise otherwise."""
         data = json.dumps(body).encode("utf-8")
         headers = {
@@ -100,7 +104,9 @@ class Transport:
         if status == 401:
             raise Unauthorized(status, err["code"], err["message"], err["details"])
         if status >= 500 or status in (408, 429, 502, 503, 504):
-            raise Unreachable("%s answered HTTP %d: %s %s" % (path, status, err["code"], err["message"]))
+            raise Unreachable(
+                "%s answered HTTP %d: %s %s" % (path, status, err["code"], err["message"])
+            )
         raise ServerError(status, err["code"], err["message"], err["details"])
 
     def get_bytes(self, url: str, limit: int = 1024 * 1024) -> bytes:

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "uus.api",
     "uus.catalog",
     "uus.inventory",
+    "uus.agentapi",
+    "uus.directory",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +54,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "uus.urls"
 WSGI_APPLICATION = "uus.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "uus.directory.auth.DirectoryBackend"]
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:dashboard"
 LOGOUT_REDIRECT_URL = "web:login"

@@ -9,7 +9,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("uus.api.urls")),
+    path("api/agent/v1/", include("uus.agentapi.urls")),
     re_path(r"^api/", not_found_view),
+    path("machines/", include("uus.inventory.urls")),
     path("", include("uus.catalog.urls")),
+    path("directory/", include("uus.directory.urls")),
     path("", include("uus.web.urls")),
 ]

@@ -4,7 +4,8 @@ from rest_framework.routers import DefaultRouter
 
 from uus.accounts.api.views import ApiTokenViewSet, UserViewSet
 from uus.catalog.api.views import ArchivePackageViewSet, CveViewSet, NoticeViewSet, UpstreamViewSet
-from uus.inventory.api.views import EnrollmentTokenViewSet
+from uus.directory.api.views import DirectoryViewSet, OrganizationalUnitViewSet, RoleMappingViewSet
+from uus.inventory.api.views import EnrollmentTokenViewSet, MachineViewSet
 from uus.jobs.api.views import JobViewSet, ScheduleViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -13,9 +14,13 @@ router.register("api-tokens", ApiTokenViewSet, basename="api-token")
 router.register("jobs", JobViewSet, basename="job")
 router.register("schedules", ScheduleViewSet, basename="schedule")
 router.register("enrollment-tokens", EnrollmentTokenViewSet, basename="enrollment-token")
+router.register("machines", MachineViewSet, basename="machine")
 router.register("notices", NoticeViewSet, basename="notice")
 router.register("cves", CveViewSet, basename="cve")
 router.register("upstreams", UpstreamViewSet, basename="upstream")
 router.register("archive-packages", ArchivePackageViewSet, basename="archive-package")
+router.register("directories", DirectoryViewSet, basename="directory")
+router.register("directory-role-mappings", RoleMappingViewSet, basename="directory-role-mapping")
+router.register("organizational-units", OrganizationalUnitViewSet, basename="organizational-unit")
 
 urlpatterns = router.urls

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "uus.cli.accounts",
     "uus.cli.jobs",
     "uus.cli.tokens",
+    "uus.cli.machines",
     "uus.cli.catalog",
 ]
 

@@ -1,28 +1,72 @@
-"""Writes for machines and their enrollment."""
+"""Writes for machines, their enrollment and their inventories.
+
+Inventory storage is explained in docs/decisions/0003-inventory-storage.md: packages are stored
+once, inventories are content-addressed sets of content-addressed chunks, and a machine points at its
+set. Every write here runs in one transaction, so a failed upload changes nothing.
+
+Callers that may race with other requests for the same machine (the agent API) fetch the machine
+with `machine_lock` inside their transaction before calling the inventory services.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
 import re
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.signals import post_migrate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from uus.core.debversion import version_key
 from uus.core.exceptions import UusError
 
-from .exceptions import EnrollmentRefused
-from .models import EnrollmentToken
+from . import packages as pk
+from .choices import ABSENT_STATUSES, STATUS_CODES, STATUS_NAMES, ChangeKind
+from .constants import CHECK_IN_INTERVAL, PACKAGE_SET_GRACE
+from .exceptions import (
+    BaseMismatch,
+    CloneSuspected,
+    EnrollmentRefused,
+    HashMismatch,
+    MachineRevoked,
+    MachineUnauthorized,
+)
+from .facts import facts_fields
+from .models import (
+    EnrollmentToken,
+    Machine,
+    Package,
+    PackageChange,
+    PackageChunk,
+    PackageChunkMember,
+    PackageSet,
+    PackageSetChunk,
+)
+from .signals import has_receivers, inventory_changed_send
+
+log = logging.getLogger(__name__)
 
 ENROLL_PREFIX = "uusenr_"
 
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _same(stored_hash: str, secret: str) -> bool:
+    return bool(stored_hash) and hmac.compare_digest(stored_hash, key_hash(secret))
+
+
+# -- enrollment tokens ----------------------------------------------------------------------------
 
 
 def parse_expiry(value: str | None) -> datetime | None:
@@ -76,3 +120,441 @@ def enrollment_token_revoke(*, token: EnrollmentToken) -> EnrollmentToken:
     token.is_revoked = True
     token.save(update_fields=["is_revoked", "updated"])
     return token
+
+
+# -- machines: registration, authentication, check-in ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a registration hands to the agent, once. Only hashes of secret and token are stored."""
+
+    machine: Machine
+    client_id: str
+    secret: str
+    exchange_token: str
+    check_in_interval: int = CHECK_IN_INTERVAL
+
+
+@transaction.atomic
+def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Credentials:
+    """Enroll a machine with an enrollment token; returns its new credentials.
+
+    The same machine registering again (same machine_id and hostname, not revoked: a reinstall, or
+    `uus-agent register --force`) keeps its record and history; its old credentials stop working.
+    """
+    fields = facts_fields(facts)
+    enrollment = enrollment_token_use(token)
+    secret = secrets.token_urlsafe(32)
+    exchange = secrets.token_urlsafe(24)
+    now = timezone.now()
+    machine = None
+    if fields["machine_id"]:
+        machine = (Machine.objects.select_for_update()
+                   .filter(machine_id=fields["machine_id"], hostname=fields["hostname"], is_revoked=False)
+                   .order_by("-last_seen", "-id").first())
+    values = {
+        **fields,
+        "agent_version": agent_version[:64],
+        "secret_hash": key_hash(secret),
+        "exchange_token_hash": key_hash(exchange),
+        "previous_exchange_token_hash": "",
+        "client_id": "m-" + secrets.token_hex(12),
+        "last_seen": now,
+        "enrollment_token": enrollment,
+    }
+    if enrollment.group:
+        values["enrollment_group"] = enrollment.group
+    if machine is None:
+        machine = Machine.objects.create(registered=now, **values)
+        log.info("machine %s (%s) registered with enrollment token %s", machine.hostname, machine.uuid,
+                 enrollment.prefix)
+    else:
+        for name, value in values.items():
+            setattr(machine, name, value)
+        machine.save()
+        log.info("machine %s (%s) registered again with enrollment token %s; its old credentials are void",
+                 machine.hostname, machine.uuid, enrollment.prefix)
+    return Credentials(machine=machine, client_id=machine.client_id, secret=secret, exchange_token=exchange)
+
+
+def machine_authenticate(*, client_id: str, secret: str) -> Machine:
+    """The machine with these credentials, or MachineUnauthorized / MachineRevoked."""
+    machine = Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked").first()
+    if machine is None or not _same(machine.secret_hash, secret):
+        raise MachineUnauthorized("unknown machine credentials: register the machine again")
+    if machine.is_revoked:
+        raise MachineRevoked("this machine was revoked by an administrator: register it again with a new token")
+    return machine
+
+
+def machine_lock(machine_pk: int) -> Machine:
+    """Fetch a machine inside the current transaction, locked against concurrent requests."""
+    machine = Machine.objects.select_for_update().select_related("package_set").get(pk=machine_pk)
+    if machine.is_revoked:
+        raise MachineRevoked("this machine was revoked by an administrator: register it again with a new token")
+    return machine
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    next_exchange_token: str
+    inventory: str  # "ok" | "full" | "delta"
+    check_in_interval: int = CHECK_IN_INTERVAL
+
+
+@transaction.atomic
+def machine_check_in(*, machine: Machine, exchange_token: str, facts: dict, inventory_hash: str,
+                     previous_inventory_hash: str | None, agent_version: str = "") -> CheckIn:
+    """Record a check-in: rotate the exchange token, store facts, decide which inventory to ask for.
+
+    Exchange tokens: the current one rotates; the previous one (the agent lost our last answer) is
+    accepted once more; anything else means two agents use these credentials and raises
+    CloneSuspected (the caller flags the machine with machine_flag_clone after rolling back).
+    """
+    fields = facts_fields(facts)
+    if _same(machine.exchange_token_hash, exchange_token):
+        previous = machine.exchange_token_hash
+    elif _same(machine.previous_exchange_token_hash, exchange_token):
+        previous = ""  # good once: a second replay of the same old token is a clone
+    else:
+        raise CloneSuspected(
+            "this exchange token was already used: another machine is using these credentials "
+            "(a cloned disk or restored backup?); register the clone again with its own token",
+            details={"machine": str(machine.uuid)},
+        )
+    token = secrets.token_urlsafe(24)
+    now = timezone.now()
+    changed = ["exchange_token_hash", "previous_exchange_token_hash", "last_seen", "updated"]
+    machine.exchange_token_hash = key_hash(token)
+    machine.previous_exchange_token_hash = previous
+    machine.last_seen = now
+    for name, value in fields.items():
+        if getattr(machine, name) != value:
+            setattr(machine, name, value)
+            changed.append(name)
+    if agent_version and agent_version[:64] != machine.agent_version:
+        machine.agent_version = agent_version[:64]
+        changed.append("agent_version")
+
+    known = None
+    if machine.package_set_id and inventory_hash == machine.inventory_hash:
+        answer = "ok"
+    else:
+        known = PackageSet.objects.filter(hash=inventory_hash).first() if inventory_hash else None
+        if known is not None:
+            answer = "ok"  # another machine already uploaded exactly this inventory: adopt it, no upload
+        elif previous_inventory_hash and (
+            (machine.package_set_id and previous_inventory_hash == machine.inventory_hash)
+            or PackageSet.objects.filter(hash=previous_inventory_hash).exists()
+        ):
+            answer = "delta"
+        else:
+            answer = "full"
+    _machine_save(machine, changed, known, now)
+    return CheckIn(next_exchange_token=token, inventory=answer)
+
+
+def machine_flag_clone(*, machine: Machine) -> None:
+    """Mark a machine whose credentials two agents use; called outside the refused request's transaction."""
+    now = timezone.now()
+    Machine.objects.filter(pk=machine.pk).update(is_clone_suspected=True, clone_suspected_at=now, updated=now)
+    log.warning("machine %s (%s): an old exchange token was presented; two agents share its credentials "
+                "(clone suspected), the check-in was refused", machine.hostname, machine.uuid)
+
+
+def machine_revoke(*, machine: Machine, user=None) -> Machine:
+    machine.is_revoked = True
+    machine.exchange_token_hash = ""
+    machine.previous_exchange_token_hash = ""
+    machine.save(update_fields=["is_revoked", "exchange_token_hash", "previous_exchange_token_hash", "updated"])
+    log.info("machine %s (%s) revoked by %s", machine.hostname, machine.uuid, getattr(user, "username", "system"))
+    return machine
+
+
+# -- inventories ------------------------------------------------------------------------------------
+
+# (name, architecture, version, source, source_version) -> Package id. Packages are immutable and
+# never deleted, so entries stay true; they are added only once their rows are committed, and the
+# cache is emptied whenever the database is flushed or migrated (tests).
+_PACKAGE_IDS: dict[tuple[str, str, str, str, str], int] = {}
+_PACKAGE_CACHE_LIMIT = 1_000_000
+_BATCH = 400
+
+
+def _forget_package_ids(**kwargs) -> None:
+    _PACKAGE_IDS.clear()
+
+
+post_migrate.connect(_forget_package_ids, dispatch_uid="uus.inventory.forget_package_ids")
+
+
+def _remember(found: dict) -> None:
+    if len(_PACKAGE_IDS) + len(found) > _PACKAGE_CACHE_LIMIT:
+        _PACKAGE_IDS.clear()
+    _PACKAGE_IDS.update(found)
+
+
+def _lookup_packages(keys: list[tuple]) -> dict[tuple, int]:
+    found: dict[tuple, int] = {}
+    wanted = set(keys)
+    for i in range(0, len(keys), _BATCH):
+        part = keys[i : i + _BATCH]
+        rows = Package.objects.filter(
+            name__in={k[0] for k in part}, version__in={k[2] for k in part}
+        ).values_list("id", "name", "architecture", "version", "source", "source_version")
+        for row in rows:
+            if row[1:] in wanted:
+                found[row[1:]] = row[0]
+    return found
+
+
+def package_ids(keys: Iterable[tuple[str, str, str, str, str]]) -> dict[tuple, int]:
+    """Package ids for (name, architecture, version, source, source_version) keys, adding missing rows."""
+    ids: dict[tuple, int] = {}
+    missing = []
+    for k in set(keys):
+        pid = _PACKAGE_IDS.get(k)
+        if pid is None:
+            missing.append(k)
+        else:
+            ids[k] = pid
+    if not missing:
+        return ids
+    found = _lookup_packages(missing)
+    absent = [k for k in missing if k not in found]
+    if absent:
+        Package.objects.bulk_create(
+            [Package(name=k[0], architecture=k[1], version=k[2], source=k[3], source_version=k[4],
+                     version_key=version_key(k[2]), source_version_key=version_key(k[4])) for k in absent],
+            ignore_conflicts=True, batch_size=_BATCH,
+        )
+        found.update(_lookup_packages(absent))
+    transaction.on_commit(lambda: _remember(found))
+    ids.update(found)
+    return ids
+
+
+def _chunks_get_or_create(chunks: dict[str, list[pk.Entry]]) -> list[int]:
+    """Ids of the chunks with these digests, creating the missing ones (content-addressed, so a chunk
+    another transaction created meanwhile is the same chunk)."""
+    existing = dict(PackageChunk.objects.filter(digest__in=list(chunks)).values_list("digest", "id"))
+    missing = [d for d in chunks if d not in existing]
+    if missing:
+        ids = package_ids(e[:5] for d in missing for e in chunks[d])
+        try:
+            with transaction.atomic():
+                made = PackageChunk.objects.bulk_create(
+                    [PackageChunk(digest=d, size=len(chunks[d])) for d in missing], batch_size=_BATCH
+                )
+                if any(c.pk is None for c in made):  # a backend that cannot return ids
+                    made = list(PackageChunk.objects.filter(digest__in=missing))
+                PackageChunkMember.objects.bulk_create(
+                    [PackageChunkMember(chunk_id=c.pk, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
+                     for c in made for e in chunks[c.digest]],
+                    batch_size=_BATCH,
+                )
+                existing.update({c.digest: c.pk for c in made})
+        except IntegrityError:  # another upload created some of them first: take theirs, make the rest
+            for d in missing:
+                try:
+                    with transaction.atomic():
+                        c = PackageChunk.objects.create(digest=d, size=len(chunks[d]))
+                        PackageChunkMember.objects.bulk_create(
+                            [PackageChunkMember(chunk=c, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
+                             for e in chunks[d]], batch_size=_BATCH)
+                except IntegrityError:
+                    c = PackageChunk.objects.get(digest=d)
+                existing[d] = c.pk
+    return [existing[d] for d in chunks]
+
+
+def package_set_get_or_create(*, inventory_hash: str, entries: list[pk.Entry]) -> PackageSet:
+    """The set of these entries (sorted, hashing to `inventory_hash`), stored once for the fleet."""
+    found = PackageSet.objects.filter(hash=inventory_hash).first()
+    if found is not None:
+        return found
+    chunk_ids = _chunks_get_or_create(pk.split_chunks(entries))
+    try:
+        with transaction.atomic():
+            made = PackageSet.objects.create(hash=inventory_hash, size=len(entries))
+            PackageSetChunk.objects.bulk_create([PackageSetChunk(package_set=made, chunk_id=c) for c in chunk_ids])
+    except IntegrityError:
+        made = PackageSet.objects.get(hash=inventory_hash)
+    return made
+
+
+def package_set_entries(package_set_id: int) -> list[pk.Entry]:
+    """The full inventory of a set, sorted by (name, architecture)."""
+    chunk_ids = list(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
+    rows = PackageChunkMember.objects.filter(chunk_id__in=chunk_ids).values_list(
+        "package__name", "package__architecture", "package__version", "package__source",
+        "package__source_version", "status",
+    )
+    entries = [(n, a, v, s, sv, STATUS_NAMES[st]) for n, a, v, s, sv, st in rows]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return entries
+
+
+def _chunk_ids(package_set_id: int | None) -> set[int]:
+    if not package_set_id:
+        return set()
+    return set(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
+
+
+def _diff(old: dict, new: dict, machine: Machine, now) -> tuple[list[PackageChange], set[int]]:
+    """History rows and changed package ids between two {(name, arch): (version, status, id, key)}."""
+    changes: list[PackageChange] = []
+    changed_ids: set[int] = set()
+    for k in sorted(old.keys() | new.keys()):
+        o, n = old.get(k), new.get(k)
+        if o == n:
+            continue
+        if o is not None and n is not None and o[2] == n[2] and o[1] == n[1]:
+            continue
+        changed_ids.update(x[2] for x in (o, n) if x is not None)
+        o_present = o is not None and o[1] not in ABSENT_STATUSES
+        n_present = n is not None and n[1] not in ABSENT_STATUSES
+        if o_present and n_present:
+            if o[0] == n[0]:
+                kind = ChangeKind.CHANGED
+            else:
+                kind = ChangeKind.UPGRADED if bytes(n[3]) > bytes(o[3]) else ChangeKind.DOWNGRADED
+            old_v, new_v = o[0], n[0]
+        elif o_present:
+            kind, old_v, new_v = ChangeKind.REMOVED, o[0], None
+        elif n_present:
+            kind, old_v, new_v = ChangeKind.INSTALLED, None, n[0]
+        else:
+            continue  # config files purged or left behind again: nothing was installed either way
+        changes.append(PackageChange(machine=machine, time=now, kind=kind, name=k[0], architecture=k[1],
+                                     old_version=old_v, new_version=new_v))
+    return changes, changed_ids
+
+
+def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | None, now) -> list[PackageChange]:
+    """Save `fields` of `machine`; with `new_set`, point it there too, record the package changes and
+    tell inventory_changed receivers (after the save, so they read the new state).
+
+    Only chunks that differ between the old and the new set are read: the rest is unchanged.
+    The first inventory of a machine is its baseline and records no history.
+    """
+    old_set_id = machine.package_set_id
+    if new_set is None or new_set.pk == old_set_id:
+        machine.save(update_fields=fields)
+        return []
+    changes: list[PackageChange] = []
+    new_chunks = _chunk_ids(new_set.pk)
+    changed_ids: set[int] = set()
+    if old_set_id:
+        old_chunks = _chunk_ids(old_set_id)
+        gone, came = old_chunks - new_chunks, new_chunks - old_chunks
+        old: dict = {}
+        new: dict = {}
+        rows = PackageChunkMember.objects.filter(chunk_id__in=gone | came).values_list(
+            "chunk_id", "package_id", "status", "package__name", "package__architecture", "package__version",
+            "package__version_key",
+        )
+        for chunk_id, package_id, status, name, arch, version, vkey in rows:
+            (old if chunk_id in gone else new)[(name, arch)] = (version, status, package_id, vkey)
+        changes, changed_ids = _diff(old, new, machine, now)
+        if changes:
+            PackageChange.objects.bulk_create(changes, batch_size=_BATCH)
+    elif has_receivers():
+        changed_ids = set(
+            PackageChunkMember.objects.filter(chunk_id__in=new_chunks).values_list("package_id", flat=True)
+        )
+    machine.package_set = new_set
+    machine.inventory_hash = new_set.hash
+    machine.inventory_updated = now
+    machine.save(update_fields=[*fields, "package_set", "inventory_hash", "inventory_updated"])
+    inventory_changed_send(machine, frozenset(changed_ids))
+    return changes
+
+
+@transaction.atomic
+def inventory_apply_full(*, machine: Machine, inventory_hash: str, entries: list[pk.Entry]) -> Machine:
+    """Store a machine's whole package list (validated, sorted entries) if it hashes to `inventory_hash`."""
+    computed = pk.inventory_hash(entries)
+    if computed != inventory_hash:
+        raise HashMismatch(
+            "the packages sent do not hash to inventory_hash: the agent must recompute it",
+            details={"inventory_hash": inventory_hash, "computed": computed},
+        )
+    now = timezone.now()
+    new_set = None
+    if not (machine.package_set_id and machine.inventory_hash == computed):
+        new_set = package_set_get_or_create(inventory_hash=computed, entries=entries)
+    machine.last_seen = now
+    _machine_save(machine, ["last_seen", "updated"], new_set, now)
+    return machine
+
+
+class DeltaHashMismatch(HashMismatch):
+    """409 so that the agent answers with its full inventory at once (protocol/v1, Inventory)."""
+
+    status = 409
+
+
+@transaction.atomic
+def inventory_apply_delta(*, machine: Machine, inventory_hash: str, base_hash: str, added: list[pk.Entry],
+                          removed: list[tuple[str, str]]) -> Machine:
+    """Apply a change relative to `base_hash` (the machine's stored inventory, or another the server
+    knows); the result must hash to `inventory_hash`."""
+    if machine.package_set_id and base_hash == machine.inventory_hash:
+        base_set_id = machine.package_set_id
+    else:
+        base_set_id = PackageSet.objects.filter(hash=base_hash).values_list("id", flat=True).first()
+    if base_set_id is None:
+        raise BaseMismatch(
+            "base_hash is not this machine's current inventory; send the full inventory",
+            details={"base_hash": base_hash, "known_hash": machine.inventory_hash or None},
+        )
+    entries = pk.apply_delta(package_set_entries(base_set_id), added, removed)
+    computed = pk.inventory_hash(entries)
+    if computed != inventory_hash:
+        raise DeltaHashMismatch(
+            "the delta applied to base_hash does not give inventory_hash; send the full inventory",
+            details={"inventory_hash": inventory_hash, "computed": computed},
+        )
+    return inventory_apply_full(machine=machine, inventory_hash=computed, entries=entries)
+
+
+# -- garbage collection -------------------------------------------------------------------------------
+
+
+def package_sets_collect(*, batch: int = 500, grace: timedelta = PACKAGE_SET_GRACE) -> dict[str, int]:
+    """Delete package sets no machine points at, then chunks no set uses (older than `grace`).
+
+    Each batch is its own transaction. A set or chunk that an upload adopts at the same moment is
+    protected by the foreign keys: one of the two transactions fails and is simply retried later.
+    """
+    cutoff = timezone.now() - grace
+    sets = chunks = 0
+    while True:
+        ids = list(PackageSet.objects.filter(machines__isnull=True, created__lt=cutoff)
+                   .values_list("id", flat=True)[:batch])
+        if not ids:
+            break
+        try:
+            with transaction.atomic():
+                PackageSetChunk.objects.filter(package_set_id__in=ids).delete()
+                PackageSet.objects.filter(id__in=ids, machines__isnull=True).delete()
+                sets += len(ids)
+        except IntegrityError:
+            log.info("a package set was adopted while being collected; it is kept")
+            break
+    while True:
+        ids = list(PackageChunk.objects.filter(set_chunks__isnull=True, created__lt=cutoff)
+                   .values_list("id", flat=True)[:batch])
+        if not ids:
+            break
+        try:
+            with transaction.atomic():
+                PackageChunkMember.objects.filter(chunk_id__in=ids).delete()
+                PackageChunk.objects.filter(id__in=ids, set_chunks__isnull=True).delete()
+                chunks += len(ids)
+        except IntegrityError:
+            log.info("a package chunk was adopted while being collected; it is kept")
+            break
+    return {"sets": sets, "chunks": chunks}

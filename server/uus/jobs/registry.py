@@ -24,6 +24,8 @@ REGISTRY: dict[str, JobSpec] = {}
 # Modules whose @job functions exist; importing them fills REGISTRY. Apps add theirs here.
 JOB_MODULES = [
     "uus.jobs.tasks",
+    "uus.inventory.tasks",
+    "uus.agentapi.tasks",
     "uus.catalog.tasks",
 ]
 

@@ -8,17 +8,17 @@ whose message an administrator can act on ("truncated: data.tar.xz ends early ..
 What is checked, in order:
 
 1. the real size of the open file (``fstat``), never a length someone claimed;
-2. the ar container: ``!<arch>\\n`` magic, well-formed member headers, member names without path
-   tricks, the members ``debian-binary`` (exactly ``2.0\\n``), ``control.tar[.gz|.xz|.zst]`` and
-   ``data.tar[.gz|.xz|.bz2|.lzma|.zst]`` in that order (dpkg skips ``_``-prefixed members, so do we),
-   every member complete, nothing after the data member;
+2. the ar container: ``!<arch>\\n`` magic, well-formed member headers, member names without
+   path tricks, the members ``debian-binary`` (exactly ``2.0\\n``), ``control.tar[.gz|.xz|.zst]``
+   and ``data.tar[.gz|.xz|.bz2|.lzma|.zst]`` in that order, every member complete, nothing else
+   (dpkg skips ``_``-prefixed members such as debsigs' ``_gpgorigin``, so do we);
 3. the control archive: a tar without ``..`` or absolute names, holding a regular ``control`` file;
    the control file is one strict deb822 paragraph with Package, Version, Architecture, Maintainer
    and Description, a policy-conforming package name, a valid Debian version and one real
    architecture name;
 4. the data archive decompresses to its end and is a tar without ``..`` components;
-5. ``dpkg-deb --info`` and ``dpkg-deb --show`` (the real tool) as a second opinion: they must succeed
-   and read the same Package/Version/Architecture.
+5. ``dpkg-deb --info`` and ``dpkg-deb --show`` (the real tool) as a second opinion: they must
+   succeed and read the same Package/Version/Architecture.
 
 ``.zst`` members are decompressed by the ``zstd`` command-line tool, because Python 3.11 has no zstd
 module; it is installed wherever dpkg itself can read such packages.
@@ -72,6 +72,9 @@ INDEX_ONLY_FIELDS = frozenset(
     f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Status")
 )
 
+_SINGLE_LINE_FIELDS = frozenset(
+    ("package", "version", "architecture", "maintainer", "source", "installed-size")
+)
 MAX_CONTROL_TAR_BYTES = 64 * 1024 * 1024  # decompressed; a real one is a few KiB to a few MiB
 MAX_CONTROL_FILE_BYTES = 1024 * 1024
 DPKG_DEB_TIMEOUT = 120  # seconds; --info only reads the control member
@@ -160,7 +163,7 @@ def version_problem(version: str) -> str | None:
         return "the version contains white space"
     epoch, colon, rest = version.partition(":")
     if colon:
-        if not _EPOCH_RE.match(epoch):
+        if not _EPOCH_RE.fullmatch(epoch):
             return f"the epoch {epoch!r} is not a number"
         if int(epoch) > 2**31 - 1:
             return "the epoch is too large"
@@ -172,7 +175,7 @@ def version_problem(version: str) -> str | None:
         upstream, revision = rest.rsplit("-", 1)
         if not revision:
             return "the Debian revision after '-' is empty"
-        if not _REVISION_RE.match(revision):
+        if not _REVISION_RE.fullmatch(revision):
             return f"the Debian revision {revision!r} has characters outside [A-Za-z0-9.+~]"
         upstream_re = _UPSTREAM_REV_RE
     else:
@@ -181,7 +184,7 @@ def version_problem(version: str) -> str | None:
         return "the upstream version is empty"
     if not upstream[0].isdigit():
         return f"the upstream version {upstream!r} does not start with a digit"
-    if not upstream_re.match(upstream):
+    if not upstream_re.fullmatch(upstream):
         return f"the upstream version {upstream!r} has characters outside [A-Za-z0-9.+~-:]"
     return None
 
@@ -194,11 +197,11 @@ _valid_version = valid_version  # the name the design brief uses
 
 
 def valid_package_name(name: str) -> bool:
-    return bool(PACKAGE_NAME_RE.match(name))
+    return bool(PACKAGE_NAME_RE.fullmatch(name))
 
 
 def valid_architecture(arch: str) -> bool:
-    """One concrete architecture a binary package can have: ``all`` or a dpkg CPU, maybe OS-prefixed.
+    """One concrete architecture of a binary package: ``all`` or a dpkg CPU, maybe OS-prefixed.
 
     ``any``, wildcards (``linux-any``) and lists are source-package syntax and are refused.
     """
@@ -262,6 +265,9 @@ def _get(fields: dict[str, str], name: str) -> str:
 
 
 def _check_control(fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        if "\n" in value and name.lower() in _SINGLE_LINE_FIELDS:
+            raise InvalidPackage(f"control file field {name} spans several lines")
     for name in MANDATORY_FIELDS:
         if not any(k.lower() == name.lower() for k in fields):
             raise InvalidPackage(f"control file lacks {name}")
@@ -285,7 +291,7 @@ def _check_control(fields: dict[str, str]) -> None:
         )
     source = _get(fields, "Source")
     if source:
-        m = _SOURCE_RE.match(source)
+        m = _SOURCE_RE.fullmatch(source)
         if not m or not valid_package_name(m.group(1)):
             raise InvalidPackage(f"invalid Source field {source!r}")
         if m.group(2) and version_problem(m.group(2)):
@@ -295,16 +301,6 @@ def _check_control(fields: dict[str, str]) -> None:
     size = _get(fields, "Installed-Size")
     if size and not size.isdigit():
         raise InvalidPackage(f"Installed-Size {size!r} is not a number of KiB")
-    for name, value in fields.items():
-        if "\n" in value and name.lower() in {
-            "package",
-            "version",
-            "architecture",
-            "maintainer",
-            "source",
-            "installed-size",
-        }:
-            raise InvalidPackage(f"control file field {name} spans several lines")
 
 
 # --------------------------------------------------------------------------- ar container
@@ -343,9 +339,9 @@ def _ar_members(f: BinaryIO, file_size: int) -> list[_Member]:
             )
         if header[58:60] != b"`\n":
             raise InvalidPackage(f"corrupt: ar member #{index} has a malformed header")
-        raw_name = header[0:16].decode("ascii", "replace").rstrip(" ")
+        raw_name = header[0:16].decode("latin-1").rstrip(" ")
         name = raw_name[:-1] if raw_name.endswith("/") and len(raw_name) > 1 else raw_name
-        if not _AR_NAME_RE.match(name) or ".." in name:
+        if not _AR_NAME_RE.fullmatch(name) or ".." in name:
             raise InvalidPackage(
                 f"ar member name {raw_name!r} is not allowed (path separators, '..',"
                 " long-name tables and control characters are refused)"
@@ -367,7 +363,7 @@ def _ar_members(f: BinaryIO, file_size: int) -> list[_Member]:
 
 
 def _check_layout(members: list[_Member]) -> tuple[_Member, _Member, _Member]:
-    """debian-binary, control.tar*, data.tar*, in that order; ``_``-members ignored, as dpkg does."""
+    """debian-binary, control.tar*, data.tar*, in that order; ``_`` members skipped, as by dpkg."""
     if not members:
         raise InvalidPackage("truncated: the ar archive has no members")
     first = members[0]
@@ -506,7 +502,9 @@ class _Decompressed:
             try:
                 out = self.dec.decompress(raw)
             except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-                raise InvalidPackage(f"corrupt: {self.member} does not decompress ({exc})") from None
+                raise InvalidPackage(
+                    f"corrupt: {self.member} does not decompress ({exc})"
+                ) from None
             if self.dec.eof:
                 self._pending, self._ended = self.dec.unused_data, True
             if out:
@@ -518,7 +516,9 @@ class _Decompressed:
             chunk = self._more()
             self.produced += len(chunk)
             if self.limit is not None and self.produced > self.limit:
-                raise InvalidPackage(f"{self.member} unpacks to more than {self.limit} bytes; refused")
+                raise InvalidPackage(
+                    f"{self.member} unpacks to more than {self.limit} bytes; refused"
+                )
             self.buf += chunk
         out = bytes(self.buf[:want])
         del self.buf[:want]
@@ -550,7 +550,9 @@ def _tar_name_problem(name: str) -> str | None:
 
 
 def _read_control_tar(f: BinaryIO, member: _Member) -> str:
-    stream = _Decompressed(_Slice(f, member.offset, member.size), member.name, MAX_CONTROL_TAR_BYTES)
+    stream = _Decompressed(
+        _Slice(f, member.offset, member.size), member.name, MAX_CONTROL_TAR_BYTES
+    )
     control: bytes | None = None
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -706,7 +708,7 @@ def inspect_deb(
 
     source, source_version = package, version
     if _get(fields, "Source"):
-        m = _SOURCE_RE.match(_get(fields, "Source"))
+        m = _SOURCE_RE.fullmatch(_get(fields, "Source"))
         source = m.group(1)
         source_version = m.group(2) or version
     installed = _get(fields, "Installed-Size")

@@ -18,7 +18,7 @@ import re
 import threading
 import zlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from uus.core.exceptions import UusError
@@ -26,7 +26,7 @@ from uus.core.exceptions import UusError
 __all__ = [
     "FIELD_ORDER",
     "FileHashes",
-    "IndexError_",
+    "InvalidIndexData",
     "add_by_hash",
     "format_release_date",
     "format_stanza",
@@ -53,7 +53,7 @@ FLUSH_BYTES = 1 << 20
 BIG_INDEX = 8 << 20  # above this, xz uses a fast preset: 50 MB at -6 takes ~25 s, at -1 ~2.5 s
 
 
-class IndexError_(UusError):  # noqa: N801 - IndexError is a builtin
+class InvalidIndexData(UusError):
     """A stanza that would corrupt an index (a field name or value apt would misread)."""
 
     code = "invalid_index_data"
@@ -100,24 +100,24 @@ _good_names: set[str] = set()
 
 def _check_field(name: str, value: str) -> None:
     if name not in _good_names:
-        if not _FIELD_NAME_RE.match(name) or name[0] in "#-":
-            raise IndexError_(f"invalid field name {name!r}")
+        if not _FIELD_NAME_RE.fullmatch(name) or name[0] in "#-":
+            raise InvalidIndexData(f"invalid field name {name!r}")
         _good_names.add(name)
     if "\n" in value:
         for line in value.split("\n")[1:]:
             if not line or line[0] not in " \t" or not line.strip():
-                raise IndexError_(f"field {name} has a line that would end or break the stanza")
+                raise InvalidIndexData(
+                    f"field {name} has a line that would end or break the stanza"
+                )
 
 
 def format_stanza(fields: Mapping[str, str]) -> str:
     """One stanza (ending with a blank line) in apt-ftparchive's field order; unknown fields
     follow the known ones in their given order; empty values are left out."""
+    # sorted() is stable: unknown fields (all of rank _UNKNOWN_RANK) keep their given order
     keys = sorted(
         (k for k, v in fields.items() if v != "" and v is not None),
-        key=lambda k, _pos={k: i for i, k in enumerate(fields)}: (
-            _RANK.get(k.lower(), _UNKNOWN_RANK),
-            _pos[k],
-        ),
+        key=lambda k: _RANK.get(k.lower(), _UNKNOWN_RANK),
     )
     lines = []
     for k in keys:
@@ -187,7 +187,9 @@ def write_packages(
     if previous_dir is not None and _reuse_compressed(Path(previous_dir), directory, result):
         return result
 
-    preset = xz_preset if xz_preset is not None else (1 if result["Packages"].size > BIG_INDEX else 6)
+    preset = (
+        xz_preset if xz_preset is not None else (1 if result["Packages"].size > BIG_INDEX else 6)
+    )
     errors: list[BaseException] = []
     threads = [
         threading.Thread(
@@ -265,7 +267,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def format_release_date(when: datetime) -> str:
     """RFC 2822 in UTC, as Debian writes it ("Sat, 28 Nov 2026 10:00:00 UTC"), locale-free."""
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     return (
         f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year} "
         f"{when:%H:%M:%S} UTC"
@@ -291,10 +293,10 @@ def write_release(
     architectures, components = list(architectures), list(components)
     for value in (suite, codename, origin, label, description or "", *architectures, *components):
         if "\n" in value or "\r" in value:
-            raise IndexError_(f"a Release field value spans lines: {value!r}")
+            raise InvalidIndexData(f"a Release field value spans lines: {value!r}")
     for rel in files:
         if any(c.isspace() for c in rel) or rel.startswith("/") or ".." in rel.split("/"):
-            raise IndexError_(f"invalid index path for Release: {rel!r}")
+            raise InvalidIndexData(f"invalid index path for Release: {rel!r}")
     lines = [
         f"Origin: {origin}",
         f"Label: {label}",

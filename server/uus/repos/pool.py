@@ -45,7 +45,7 @@ class PoolError(UusError):
 
 def pool_relpath(sha256: str) -> str:
     """``by-sha256/ab/cdef...``: where a file with this hash lives, relative to the pool root."""
-    if not _SHA256_RE.match(sha256 or ""):
+    if not _SHA256_RE.fullmatch(sha256 or ""):
         raise PoolError(f"not a SHA-256 hex digest: {sha256!r}")
     return f"by-sha256/{sha256[:2]}/{sha256[2:]}"
 
@@ -85,9 +85,7 @@ def store_file(pool_root: str | os.PathLike, src_path: str | os.PathLike, sha256
             os.fchmod(out.fileno(), 0o644)
             os.fsync(out.fileno())
         if digest.hexdigest() != sha256:
-            raise PoolError(
-                f"the file's SHA-256 is {digest.hexdigest()}, not {sha256}: not stored"
-            )
+            raise PoolError(f"the file's SHA-256 is {digest.hexdigest()}, not {sha256}: not stored")
         os.replace(tmp, final)
         _fsync_dir(final.parent)
     except BaseException:
@@ -134,7 +132,7 @@ def pool_path_for(
         raise PoolError(f"invalid version for a pool path: {version!r}")
     if not valid_architecture(arch):
         raise PoolError(f"invalid architecture for a pool path: {arch!r}")
-    if not _COMPONENT_RE.match(component):
+    if not _COMPONENT_RE.fullmatch(component):
         raise PoolError(f"invalid component: {component!r}")
     letter = source[:4] if source.startswith("lib") and len(source) > 3 else source[0]
     filename = f"{package}_{_strip_epoch(version)}_{arch}.deb"

@@ -39,13 +39,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from uus.core.exceptions import Conflict, UusError
 
 from .debfile import DebInfo, valid_architecture
-from .indexes import FileHashes, IndexError_, add_by_hash, write_packages, write_release
+from .indexes import FileHashes, InvalidIndexData, add_by_hash, write_packages, write_release
 from .pool import pool_file, pool_path_for
 
 __all__ = [
@@ -154,7 +154,7 @@ def generations(repo_root: str | os.PathLike) -> list[Path]:
     repo_root = Path(repo_root)
     pattern = _gen_re(repo_root.name)
     try:
-        names = sorted(n for n in os.listdir(repo_root.parent) if pattern.match(n))
+        names = sorted(n for n in os.listdir(repo_root.parent) if pattern.fullmatch(n))
     except FileNotFoundError:
         return []
     return [repo_root.parent / n for n in names]
@@ -165,7 +165,7 @@ def _switch(repo_root: Path, target_name: str) -> None:
     if repo_root.exists() and not repo_root.is_symlink():
         # A plain directory from before generations existed: move it aside once. This is the
         # only non-atomic moment, and it happens at most once per repository.
-        legacy = _new_generation_name(repo_root.name)
+        legacy = _new_generation_name(repo_root.name, "19700101T000000.000000")  # oldest
         os.rename(repo_root, parent / legacy)
         log.warning("moved the plain directory %s aside to %s", repo_root, legacy)
     link = parent / f".link-{repo_root.name}-{secrets.token_hex(4)}"
@@ -178,8 +178,8 @@ def _switch(repo_root: Path, target_name: str) -> None:
     _fsync_path(parent, directory=True)
 
 
-def _new_generation_name(name: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+def _new_generation_name(name: str, stamp: str | None = None) -> str:
+    stamp = stamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     suffix = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
     return f".gen-{name}-{stamp}-{suffix}"
 
@@ -212,14 +212,14 @@ def publish_tree(
     """
     repo_root = Path(repo_root)
     name = repo_root.name
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise PublishError(f"invalid repository name {name!r}")
     parent = repo_root.parent
     parent.mkdir(parents=True, exist_ok=True)
     with _locked(parent / f".lock-{name}", lock_timeout):
         stale = _build_re(name)
         for leftover in os.listdir(parent):  # from a process killed mid-build; we hold the lock
-            if stale.match(leftover):
+            if stale.fullmatch(leftover):
                 shutil.rmtree(parent / leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=parent))
         try:
@@ -231,11 +231,16 @@ def publish_tree(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        previous = _current_target(repo_root)
         _switch(repo_root, generation.name)
         live = generation.name
-        older = [g for g in generations(repo_root) if g.name != live]
-        for old in older[: max(0, len(older) - keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+        # keep the generation that was live until now, then the newest others, up to `keep`
+        older = [g for g in generations(repo_root) if g.name not in (live, previous)]
+        kept = {previous} if previous and keep > 0 else set()
+        kept.update(g.name for g in older[::-1][: max(0, keep - len(kept))])
+        for old in generations(repo_root):
+            if old.name != live and old.name not in kept:
+                shutil.rmtree(old, ignore_errors=True)
     log.info("published %s -> %s", repo_root, live)
     return generation
 
@@ -278,6 +283,26 @@ def carry_over_by_hash(
     return linked
 
 
+def _bump_mtimes(new_dir: Path, prev_dir: Path, rels: Iterable[str]) -> None:
+    """Give changed files an mtime in a later whole second than their predecessors.
+
+    HTTP ``Last-Modified`` has one-second granularity: a publish within the same second as the
+    one a client last fetched would otherwise be answered ``304 Not Modified`` and missed.
+    """
+    for rel in rels:
+        new, prev = new_dir / rel, prev_dir / rel
+        try:
+            st_new, st_prev = new.stat(), prev.stat()
+        except FileNotFoundError:
+            continue
+        if (st_new.st_dev, st_new.st_ino) == (st_prev.st_dev, st_prev.st_ino):
+            continue  # reused (hard-linked) unchanged file
+        floor_prev = int(st_prev.st_mtime)
+        if int(st_new.st_mtime) <= floor_prev:
+            stamp = floor_prev + 1
+            os.utime(new, (stamp, stamp))
+
+
 def _as_fields(
     pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix: str
 ) -> dict[str, str]:
@@ -294,7 +319,7 @@ def _as_fields(
     fields = dict(pkg)
     for required in ("Package", "Version", "Architecture", "Size", "SHA256"):
         if not fields.get(required):
-            raise IndexError_(f"package entry lacks {required}: {fields.get('Package', '?')}")
+            raise InvalidIndexData(f"package entry lacks {required}: {fields.get('Package', '?')}")
     if not fields.get("Filename"):
         source = (fields.get("Source") or fields["Package"]).split(" ", 1)[0]
         fields["Filename"] = pool_path_for(
@@ -341,16 +366,16 @@ def build_suite(
     """
     tmp_root = Path(tmp_root)
     arch_list = list(dict.fromkeys(arch_list))
-    if not _SUITE_RE.match(suite):
+    if not _SUITE_RE.fullmatch(suite):
         raise PublishError(f"invalid suite name {suite!r}")
-    if not _COMPONENT_RE.match(component):
+    if not _COMPONENT_RE.fullmatch(component):
         raise PublishError(f"invalid component name {component!r}")
     if not arch_list:
         raise PublishError("a suite needs at least one architecture")
     for arch in arch_list:
         if arch == "all" or not valid_architecture(arch):
             raise PublishError(f"invalid architecture for a suite: {arch!r}")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
 
     by_key: dict[tuple[str, str, str], dict[str, str]] = {}
     skipped = 0
@@ -364,7 +389,7 @@ def build_suite(
         seen = by_key.get(key)
         if seen is not None:
             if seen["SHA256"] != fields["SHA256"]:
-                raise IndexError_(
+                raise InvalidIndexData(
                     f"two different files claim to be {key[0]} {key[1]} {key[2]}"
                 )
             continue
@@ -409,6 +434,8 @@ def build_suite(
     )
     if signer is not None:
         signer(release)
+    if prev_suite is not None:
+        _bump_mtimes(suite_dir, prev_suite, ["Release", "InRelease", "Release.gpg", *files])
 
     map_dir = tmp_root / POOL_MAP_DIR
     map_dir.mkdir(exist_ok=True)
@@ -417,7 +444,7 @@ def build_suite(
         for fields in ordered:
             filename = fields["Filename"]
             if seen_files.get(filename, fields["SHA256"]) != fields["SHA256"]:
-                raise IndexError_(f"two different files would be served as {filename}")
+                raise InvalidIndexData(f"two different files would be served as {filename}")
             if filename in seen_files:
                 continue
             seen_files[filename] = fields["SHA256"]
@@ -476,7 +503,10 @@ def resolve_pool_path(
         candidates.append(repo_root.parent / live)
     candidates += [g for g in reversed(generations(repo_root)) if g.name != live]
     for generation in candidates:
-        entry = load_pool_map(generation).get(rel_path)
+        try:
+            entry = load_pool_map(generation).get(rel_path)
+        except OSError:
+            continue  # a generation being pruned right now
         if entry:
             path = pool_file(pool_root, entry[0])
             return path if path.is_file() else None

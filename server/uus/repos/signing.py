@@ -166,7 +166,9 @@ def _write_state(home: Path, state: dict) -> None:
 
 def _generate(home: Path, name_real: str, name_email: str, algo: str) -> str:
     if algo not in ALGORITHMS:
-        raise SigningError(f"unsupported key algorithm {algo!r}; use one of {', '.join(ALGORITHMS)}")
+        raise SigningError(
+            f"unsupported key algorithm {algo!r}; use one of {', '.join(ALGORITHMS)}"
+        )
     for part in (name_real, name_email):
         if any(c in part for c in "<>\n\r\0"):
             raise SigningError(f"invalid character in key user id part {part!r}")
@@ -250,7 +252,9 @@ def signing_key_import(
     """
     home = Path(gnupg_home)
     _prepare_home(home)
-    data = armored_secret_key.encode() if isinstance(armored_secret_key, str) else armored_secret_key
+    data = (
+        armored_secret_key.encode() if isinstance(armored_secret_key, str) else armored_secret_key
+    )
     before = set(_secret_fingerprints(home))
     proc = _gpg(home, "--status-fd", "1", "--import", stdin=data, check=False, what="import")
     imported = []
@@ -262,9 +266,7 @@ def signing_key_import(
     if not fprs:
         raise SigningError("no usable secret signing key in the imported data")
     fpr = fprs[0]
-    probe = _gpg(
-        home, "--local-user", fpr + "!", "--detach-sign", stdin=b"uus probe", check=False
-    )
+    probe = _gpg(home, "--local-user", fpr + "!", "--detach-sign", stdin=b"uus probe", check=False)
     if probe.returncode != 0:
         if fpr not in before:
             _gpg(home, "--delete-secret-and-public-key", fpr, check=False)

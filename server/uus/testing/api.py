@@ -49,6 +49,12 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/enrollment-tokens/", "admin", {"comment": "lab"}),
     Endpoint("GET", "/api/v1/enrollment-tokens/{enrollment_token}/", "auditor"),
     Endpoint("POST", "/api/v1/enrollment-tokens/{enrollment_token}/revoke/", "admin"),
+    Endpoint("GET", "/api/v1/machines/", "auditor"),
+    Endpoint("GET", "/api/v1/machines/?release=22.04&package=jq&version_lt=1.6-2.1%2Bdeb12u3&stale=false", "auditor"),
+    Endpoint("GET", "/api/v1/machines/{machine}/", "auditor"),
+    Endpoint("GET", "/api/v1/machines/{machine}/packages/", "auditor"),
+    Endpoint("GET", "/api/v1/machines/{machine}/history/", "auditor"),
+    Endpoint("POST", "/api/v1/machines/{machine}/revoke/", "admin"),
     Endpoint("GET", "/api/v1/notices/", "auditor"),
     Endpoint("GET", "/api/v1/notices/{notice}/", "auditor"),
     Endpoint("POST", "/api/v1/notices/import/", "admin", {"source": "/nonexistent/osv"}),
@@ -82,6 +88,7 @@ def make_objects(owner) -> dict[str, str]:
     from uus.accounts.services import api_token_create
     from uus.catalog.models import Cve, Notice, Upstream
     from uus.inventory.services import enrollment_token_create
+    from uus.inventory.tests.factories import machine_make
     from uus.jobs.models import Schedule
     from uus.jobs.services import dispatch, schedules_ensure
 
@@ -109,6 +116,7 @@ def make_objects(owner) -> dict[str, str]:
         "token": str(token.pk),
         "schedule": str(Schedule.objects.first().pk),
         "enrollment_token": str(enrollment_token_create(comment="x")[0].pk),
+        "machine": str(machine_make().uuid),
         "user": str(victim.pk),
         "notice": notice.pk,
         "cve": cve.pk,

@@ -14,6 +14,7 @@ MENU: list[MenuItem] = [
     MenuItem("Dashboard", "web:dashboard"),
     MenuItem("Notices", "catalog:notice_list"),
     MenuItem("Upstreams", "catalog:upstream_list"),
+    MenuItem("Machines", "inventory:machine_list"),
     MenuItem("Jobs", "web:job_list"),
     MenuItem("Enrollment", "web:enrollment"),
     MenuItem("Users", "web:user_list", role="admin"),

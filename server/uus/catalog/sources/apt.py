@@ -272,6 +272,10 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def _utc(dt: datetime) -> str:
+    return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def _release_date(value: str, name: str, url: str) -> datetime:
     try:
         return _aware(parsedate_to_datetime(value))
@@ -296,13 +300,12 @@ def _parse_release(
     valid_until = _release_date(rel["Valid-Until"], "Valid-Until", url) if "Valid-Until" in rel else None
     if valid_until is not None and now > valid_until:
         raise ExpiredRelease(
-            f"{url} expired on {valid_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
+            f"{url} expired on {_utc(valid_until)} (now {_utc(now)}): "
             "the mirror is stale or is replaying an old Release; sync from an up-to-date mirror"
         )
     if date > now + max_future:
         raise ReleaseNotYetValid(
-            f"{url} is dated {date.astimezone(UTC):%Y-%m-%d %H:%M} UTC, in the future (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): "
-            "check this server's clock"
+            f"{url} is dated {_utc(date)}, in the future (now {_utc(now)}): check this server's clock"
         )
     if not rel.get("SHA256"):
         raise ReleaseFormatError(f"{url}: the Release lists no SHA256 checksums (MD5/SHA1 alone are too weak)")

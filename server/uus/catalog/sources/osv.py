@@ -13,9 +13,10 @@ Format notes (checked against the real files in tests/data/usn-osv):
 one `affected` entry per (ecosystem, source package); ecosystems `Ubuntu:22.04:LTS`, interim
 `Ubuntu:25.10`, `Ubuntu:Pro:22.04:LTS`, `Ubuntu:Pro:Realtime:24.04:LTS`; one ECOSYSTEM range
 `introduced "0"` then `fixed` (UBUNTU-CVE records may have no fix yet); binary versions can differ
-from the source version (an epoch on bsdutils). CVE ids come from `database_specific.cves_map`
-(which can be empty or list only some of the CVEs), the `upstream` list (`UBUNTU-CVE-…`), and in
-schema 1.6.3 the `related` list; the union of the three is kept, in that order.
+from the source version (an epoch on bsdutils). A notice's CVEs are `database_specific.cves_map` when
+present and non-empty (it can be empty, or list only some: USN-7800-1 maps 6 of the 106 in `upstream`),
+else the `upstream` list minus "UBUNTU-", else (schema 1.6.3) the `related` list; the raw lists are kept
+on the record. Only cves_map and UBUNTU-CVE records carry an Ubuntu priority and CVSS vectors.
 """
 
 from __future__ import annotations
@@ -539,6 +540,7 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
             if v not in cve_vectors[cve]:
                 cve_vectors[cve].append(v)
 
+    mapped: list[tuple[str, str | None, list[CvssVector]]] = []  # cves_map entries, added after upstream
     affected = []
     # OSV allows a record without `affected`; a notice without it fixes nothing, so it is refused.
     for i, entry in enumerate(c.get(doc, "affected", list, "", required=kind != "cve", default=[])):
@@ -598,7 +600,7 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
             cv = c.obj(cv, cwhere)
             cve_id = c.get(cv, "id", str, cwhere, required=True)
             priority, vectors = _severity(c, cv.get("severity"), f"{cwhere}.severity")
-            add_cve(cve_id, priority, vectors)
+            mapped.append((cve_id, priority, vectors))
 
         affected.append(
             AffectedRecord(
@@ -619,12 +621,20 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
             )
         )
 
+    # The notice's CVEs, by the rule the catalog specifies: cves_map when present and non-empty, else
+    # `upstream` minus "UBUNTU-", else `related`. The raw lists stay on the record (aliases, related,
+    # upstream) so nothing the file says is lost.
     if kind == "cve":
         add_cve(ident, own_priority, own_cvss)
-    for u in upstream:
-        add_cve(u, own_priority if kind == "cve" else None, own_cvss if kind == "cve" else ())
-    for r in related:
-        add_cve(r)
+    if any(_CVE_ID.match(_strip_ubuntu(m[0].strip())) for m in mapped):
+        for cve_id, priority, vectors in mapped:
+            add_cve(cve_id, priority, vectors)
+    elif any(_CVE_ID.match(_strip_ubuntu(u.strip())) for u in upstream):
+        for u in upstream:
+            add_cve(u, own_priority if kind == "cve" else None, own_cvss if kind == "cve" else ())
+    else:
+        for r in related:
+            add_cve(r)
     cves = tuple(CveRecord(cve, max_priority(cve_priorities[cve]), tuple(cve_vectors[cve])) for cve in cve_order)
     notice_priority = max_priority([cv.priority for cv in cves] + [own_priority])
 

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -313,8 +314,12 @@ def test_synthetic_versions_agree_with_dpkg():
 try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
+    from hypothesis.configuration import set_hypothesis_home_dir
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     given = None
+else:
+    # keep hypothesis' caches out of the work tree
+    set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "uus-hypothesis"))
 
 if given is not None:
     _digits = st.text("0123456789", min_size=1, max_size=4)

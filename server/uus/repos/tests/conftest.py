@@ -1,4 +1,4 @@
-"""Fixtures for the repository tests: a real gpg home, a real HTTP server, a real apt client root."""
+"""Repository test fixtures: a real gpg home, a real HTTP server, a real apt client root."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def repo_server(tmp_path):
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(repo_root))
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}", repo_root, pool_root, requests

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from uus.repos.debfile import inspect_deb
+from uus.repos.debfile import inspect_deb, valid_architecture, valid_package_name, valid_version
 from uus.repos.indexes import (
-    IndexError_,
+    InvalidIndexData,
     add_by_hash,
     format_release_date,
     format_stanza,
@@ -27,7 +27,8 @@ from uus.repos.pool import pool_path_for
 
 from .debs import ALL_REAL
 
-BOOKWORM = Path("/work/shared/data/debian-packages/bookworm/bookworm_main_binary-amd64_Packages.xz")
+SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"  # ../shared from the repo
+BOOKWORM = SHARED / "debian-packages" / "bookworm" / "bookworm_main_binary-amd64_Packages.xz"
 LIMIT = 10 * 1024 * 1024
 
 
@@ -76,11 +77,11 @@ def test_stanzas_match_apt_ftparchive_field_for_field(tmp_path):
 
 def test_format_stanza_refuses_injection():
     base = {"Package": "a1", "Version": "1", "Architecture": "all"}
-    with pytest.raises(IndexError_):
+    with pytest.raises(InvalidIndexData):
         format_stanza({**base, "Description": "x\nPackage: evil"})
-    with pytest.raises(IndexError_):
+    with pytest.raises(InvalidIndexData):
         format_stanza({**base, "Description": "x\n\nPackage: evil"})
-    with pytest.raises(IndexError_):
+    with pytest.raises(InvalidIndexData):
         format_stanza({**base, "Bad Name": "x"})
     assert format_stanza({**base, "Empty": ""}).count("Empty") == 0
 
@@ -88,8 +89,7 @@ def test_format_stanza_refuses_injection():
 def test_packages_files_release_and_by_hash(tmp_path):
     infos = [inspect_deb(d, LIMIT) for d in ALL_REAL]
     stanzas = [
-        i.index_fields(pool_path_for(i.package, i.version, i.architecture, i.source))
-        for i in infos
+        i.index_fields(pool_path_for(i.package, i.version, i.architecture, i.source)) for i in infos
     ]
     suite = tmp_path / "dists" / "uus-local"
     out = suite / "main" / "binary-amd64"
@@ -153,6 +153,14 @@ def test_debian_bookworm_main_63440_stanzas(tmp_path, capsys):
     text = lzma.open(BOOKWORM, "rt", encoding="utf-8").read()
     stanzas = [_stanza_dict(p) for p in text.split("\n\n") if p.strip()]
     assert len(stanzas) == 63440
+    # our validators accept every name, version and architecture of a real Debian release
+    for st in stanzas:
+        assert valid_package_name(st["Package"]), st["Package"]
+        assert valid_version(st["Version"]), st["Version"]
+        assert valid_architecture(st["Architecture"]), st["Architecture"]
+        source = st.get("Source", "").split(" ")
+        if len(source) == 2:
+            assert valid_version(source[1].strip("()")), st["Source"]
     start = time.perf_counter()
     hashes = write_packages(tmp_path, stanzas)
     elapsed = time.perf_counter() - start

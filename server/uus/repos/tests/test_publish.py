@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import lzma
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from uus.repos.debfile import inspect_deb
-from uus.repos.indexes import IndexError_
+from uus.repos.indexes import InvalidIndexData
 from uus.repos.pool import pool_path_for, store_file
 from uus.repos.publish import (
     PublishBusy,
@@ -72,9 +73,7 @@ def _fetch(url: str) -> bytes:
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
 
 
@@ -91,7 +90,7 @@ def published(repo_server, gnupg_home):
 
 
 def test_apt_update_and_download_over_http(published, apt_client):
-    url, repo_root, pool_root, requests, _home = published
+    url, repo_root, _pool_root, requests, _home = published
     assert repo_root.is_symlink() and not os.path.isabs(os.readlink(repo_root))
     apt_client.configure(url, repo_root.parent / "key.asc")
     update = apt_client.run("update")
@@ -146,7 +145,7 @@ def test_wrong_key_in_signed_by_is_refused_by_apt(published, apt_client, session
 
 
 def test_failed_build_leaves_the_live_tree_byte_identical(published, apt_client):
-    url, repo_root, pool_root, requests, home = published
+    url, repo_root, pool_root, _requests, home = published
     live_before = os.readlink(repo_root)
     files_before = _tree_bytes(repo_root)
     http_before = {rel: _fetch(f"{url}/{rel}") for rel in files_before if rel.startswith("dists/")}
@@ -245,7 +244,7 @@ def test_conflicting_duplicates_are_refused(tmp_path):
     info = inspect_deb(HELLO, LIMIT)
     fields = info.index_fields(pool_path_for("hello", "2.10-3", "amd64"))
     other = {**fields, "SHA256": "0" * 64}
-    with pytest.raises(IndexError_, match="two different files claim to be hello 2.10-3"):
+    with pytest.raises(InvalidIndexData, match=r"two different files claim to be hello 2\.10-3"):
         build_suite(tmp_path, "uus-local", "main", ["amd64"], [fields, other], None, None)
 
 
@@ -253,14 +252,18 @@ def test_resolve_pool_path_only_serves_what_a_generation_names(tmp_path):
     repo_root = tmp_path / "repos" / "ring1"
     pool = tmp_path / "pool"
     hello, sl = _ingest(pool, HELLO, SL)
-    publish_tree(repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [hello], None, None))
+    publish_tree(
+        repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [hello], None, None)
+    )
     hello_path = "pool/main/h/hello/hello_2.10-3_amd64.deb"
     sl_path = "pool/main/s/sl/sl_5.02-1+b1_amd64.deb"
     assert resolve_pool_path(repo_root, hello_path, pool).read_bytes() == HELLO.read_bytes()
     assert resolve_pool_path(repo_root, sl_path, pool) is None  # stored, but not in this ring
     assert resolve_pool_path(repo_root, "pool/../../etc/passwd", pool) is None
     assert resolve_pool_path(repo_root, "dists/uus-local/Release", pool) is None
-    publish_tree(repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [sl], None, None))
+    publish_tree(
+        repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [sl], None, None)
+    )
     # hello left the ring, but the previous generation still names it for clients in flight
     assert resolve_pool_path(repo_root, hello_path, pool) is not None
     assert resolve_pool_path(repo_root, sl_path, pool) is not None
@@ -283,7 +286,7 @@ def test_publishes_of_one_repository_never_interleave(tmp_path):
         t.join()
     spans.sort()
     assert len(spans) == 3
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end
     assert len(generations(repo_root)) == 2
 
@@ -324,3 +327,24 @@ def test_a_plain_directory_is_moved_aside_once(tmp_path):
     publish_tree(repo_root, lambda t: (t / "dists").mkdir())
     assert repo_root.is_symlink()
     assert len(generations(repo_root)) == 2
+    assert (generations(repo_root)[0] / "dists" / "old").read_text() == "legacy"  # kept as previous
+    publish_tree(repo_root, lambda t: (t / "dists").mkdir())
+    gens = generations(repo_root)
+    assert len(gens) == 2 and not (gens[0] / "dists" / "old").exists()  # now pruned
+
+
+def test_republish_within_one_second_still_looks_modified(tmp_path):
+    """HTTP Last-Modified has whole seconds: a fast republish must not be answered 304."""
+    repo_root = tmp_path / "repos" / "ring1"
+    infos = [inspect_deb(d, LIMIT) for d in (COWSAY, HELLO)]
+
+    def build(items):
+        return lambda t: build_suite(
+            t, "uus-local", "main", ["amd64"], items, None, 7, previous_root=repo_root
+        )
+
+    publish_tree(repo_root, build(infos))
+    before = int((repo_root / "dists/uus-local/Release").stat().st_mtime)
+    publish_tree(repo_root, build(infos[:1]))
+    after = int((repo_root / "dists/uus-local/Release").stat().st_mtime)
+    assert after > before

@@ -148,8 +148,19 @@ def test_rotation_overlap_then_retire(tmp_path, gnupg_home):
 def test_import_an_existing_key(tmp_path, gnupg_home, session_key, caplog):
     src_home, src_fpr = session_key
     secret = subprocess.run(
-        ["gpg", "--homedir", str(src_home), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", "", "--armor", "--export-secret-keys", src_fpr],
+        [
+            "gpg",
+            "--homedir",
+            str(src_home),
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--armor",
+            "--export-secret-keys",
+            src_fpr,
+        ],
         capture_output=True,
         check=True,
     ).stdout
@@ -159,7 +170,9 @@ def test_import_an_existing_key(tmp_path, gnupg_home, session_key, caplog):
     assert fpr == src_fpr
     assert signing_keys(gnupg_home)["current"] == fpr
     release = _signed_release(tmp_path, gnupg_home)
-    assert _gpgv(_keyring(tmp_path, gnupg_home, "k"), release.with_name("InRelease")).returncode == 0
+    assert (
+        _gpgv(_keyring(tmp_path, gnupg_home, "k"), release.with_name("InRelease")).returncode == 0
+    )
     assert "PRIVATE" not in caplog.text
     secret_body = secret.decode().splitlines()[3]
     assert secret_body not in caplog.text
@@ -171,8 +184,16 @@ def test_import_refuses_a_passphrase_protected_key(tmp_path, gnupg_home, caplog)
     base = ["gpg", "--homedir", str(other), "--batch", "--pinentry-mode", "loopback"]
     try:
         subprocess.run(
-            [*base, "--passphrase", "s3cret-pass", "--quick-gen-key", "Locked <l@example.org>",
-             "ed25519", "sign", "never"],
+            [
+                *base,
+                "--passphrase",
+                "s3cret-pass",
+                "--quick-gen-key",
+                "Locked <l@example.org>",
+                "ed25519",
+                "sign",
+                "never",
+            ],
             capture_output=True,
             check=True,
         )

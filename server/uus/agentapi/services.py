@@ -1,0 +1,154 @@
+"""The agent protocol's steps: each request is one transaction (nothing half-stored), after checks
+that need no database (body, envelope, clock) and a read-only credentials check.
+
+Hooks for later work, called inside the check-in's transaction:
+- `job_results_record(machine, results)` stores job results and returns the ids to acknowledge;
+- `jobs_for_machine(machine)` lists jobs to deliver;
+- `apt_for_machine(machine)` gives the apt configuration to apply, or None.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from uus.inventory import services as inventory
+from uus.inventory.exceptions import CloneSuspected
+from uus.inventory.models import Machine
+
+from .exceptions import ClockSkew, Replayed
+from .models import AgentMessage
+from .v1.serializers import CheckInRequest, Envelope, InventoryRequest, RegisterRequest, job_result_is_well_formed
+
+log = logging.getLogger(__name__)
+
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+MESSAGE_MEMORY = 2 * MAX_CLOCK_SKEW + timedelta(minutes=30)  # a replay older than this fails the clock check
+
+
+# -- hooks (deployments and approvals fill these in) ---------------------------------------------
+
+
+def job_results_record(machine: Machine, results: list[dict]) -> list[str]:
+    """Store job results, idempotently by job id, and return the ids the agent may forget.
+
+    For now every well-formed result is acknowledged and not kept: no jobs exist yet. A malformed
+    one is not acknowledged (the agent keeps it) and is logged.
+    """
+    acked = []
+    for r in results:
+        if job_result_is_well_formed(r):
+            acked.append(r["job_id"])
+        else:
+            log.warning("machine %s sent a malformed job result; it is not acknowledged", machine.hostname)
+    return acked
+
+
+def jobs_for_machine(machine: Machine) -> list[dict]:
+    """Jobs to deliver: [{id, type, params, deadline}]."""
+    return []
+
+
+def apt_for_machine(machine: Machine) -> dict | None:
+    """{"sources": ..., "key_url": ...} for the machine's ring, or None to leave apt alone."""
+    return None
+
+
+# -- replay and clock -----------------------------------------------------------------------------
+
+
+def check_clock(env: Envelope) -> None:
+    now = timezone.now()
+    if abs(now - env.sent_at) > MAX_CLOCK_SKEW:
+        raise ClockSkew(
+            f"sent_at {env.sent_at.isoformat()} is more than {int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes "
+            f"away from the server's clock ({now.isoformat()}): fix the machine's clock (NTP)",
+            details={"server_time": now.isoformat(), "sent_at": env.sent_at.isoformat()},
+        )
+
+
+def message_remember(env: Envelope, machine_pk: int | None) -> None:
+    """Record a message id in the current transaction; a second request with it is a replay."""
+    opts = AgentMessage._meta
+    params = [
+        opts.get_field("message_id").get_db_prep_value(uuid.UUID(env.message_id), connection),
+        machine_pk,
+        opts.get_field("received").get_db_prep_value(timezone.now(), connection),
+    ]
+    with connection.cursor() as cur:  # one statement, no savepoint: the unique index decides
+        cur.execute(
+            f"INSERT INTO {opts.db_table} (message_id, machine_id, received) VALUES (%s, %s, %s) "
+            "ON CONFLICT (message_id) DO NOTHING",
+            params,
+        )
+        if cur.rowcount == 0:
+            raise Replayed("this message_id was already received: every request needs a fresh one",
+                           details={"message_id": env.message_id})
+
+
+def agent_messages_prune(*, older_than: timedelta = MESSAGE_MEMORY) -> int:
+    n, _ = AgentMessage.objects.filter(received__lt=timezone.now() - older_than).delete()
+    return n
+
+
+# -- the three steps ------------------------------------------------------------------------------
+
+
+def agent_register(req: RegisterRequest) -> dict:
+    check_clock(req.envelope)
+    with transaction.atomic():
+        message_remember(req.envelope, None)
+        creds = inventory.machine_register(token=req.token, facts=req.facts, agent_version=req.envelope.agent_version)
+    return {
+        "machine": str(creds.machine.uuid),
+        "client_id": creds.client_id,
+        "secret": creds.secret,
+        "exchange_token": creds.exchange_token,
+        "check_in_interval": creds.check_in_interval,
+    }
+
+
+def agent_check_in(machine: Machine, req: CheckInRequest) -> dict:
+    """`machine` comes from machine_authenticate (read-only); it is locked again inside the transaction."""
+    check_clock(req.envelope)
+    try:
+        with transaction.atomic():
+            locked = inventory.machine_lock(machine.pk)
+            message_remember(req.envelope, locked.pk)
+            outcome = inventory.machine_check_in(
+                machine=locked, exchange_token=req.exchange_token, facts=req.facts,
+                inventory_hash=req.inventory_hash, previous_inventory_hash=req.previous_inventory_hash,
+                agent_version=req.envelope.agent_version,
+            )
+            acked = job_results_record(locked, req.job_results)
+            jobs = jobs_for_machine(locked)
+            apt = apt_for_machine(locked)
+    except CloneSuspected:
+        inventory.machine_flag_clone(machine=Machine.objects.only("id", "hostname", "uuid").get(pk=machine.pk))
+        raise
+    return {
+        "next_exchange_token": outcome.next_exchange_token,
+        "check_in_interval": outcome.check_in_interval,
+        "inventory": outcome.inventory,
+        "jobs": jobs,
+        "acked_job_results": acked,
+        "apt": apt,
+    }
+
+
+def agent_inventory(machine: Machine, req: InventoryRequest) -> dict:
+    check_clock(req.envelope)
+    with transaction.atomic():
+        locked = inventory.machine_lock(machine.pk)
+        message_remember(req.envelope, locked.pk)
+        if req.kind == "full":
+            inventory.inventory_apply_full(machine=locked, inventory_hash=req.inventory_hash, entries=req.packages)
+        else:
+            inventory.inventory_apply_delta(machine=locked, inventory_hash=req.inventory_hash,
+                                            base_hash=req.base_hash or "", added=req.packages,
+                                            removed=req.removed or [])
+    return {"inventory_hash": locked.inventory_hash, "accepted": True}
