@@ -36,8 +36,10 @@ INSTALLED_APPS = [
     "uus.api",
     "uus.catalog",
     "uus.inventory",
+    "uus.approvals",
     "uus.agentapi",
     "uus.directory",
+    "uus.exposure",
 ]
 
 MIDDLEWARE = [

@@ -57,6 +57,14 @@ def _credentials(request) -> tuple[str, str]:
     return client_id, secret
 
 
+def _is_conflict(exc: DatabaseError) -> bool:
+    """Races another request may win: a unique or foreign key clash, a deadlock, SQLite's busy lock."""
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc).lower()
+    return "database is locked" in text or "deadlock" in text or "could not serialize" in text
+
+
 def _answer(request, step, *, authenticated: bool, parse, status: int = 200) -> JsonResponse:
     if request.method != "POST":
         return JsonResponse(error_body("method_not_allowed", "use POST"), status=405, headers={"Allow": "POST"})
@@ -71,9 +79,11 @@ def _answer(request, step, *, authenticated: bool, parse, status: int = 200) -> 
         if exc.status >= 401:
             log.info("agent %s %s: %s %s", request.path, getattr(machine, "pk", "-"), exc.status, exc.code)
         return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    except (IntegrityError, DatabaseError) as exc:
+    except DatabaseError as exc:
+        if not _is_conflict(exc):
+            raise
         # A concurrent request won a race (or SQLite stayed locked): nothing was stored; the agent retries.
-        log.warning("agent %s: database conflict, asking the agent to retry: %s", request.path, type(exc).__name__)
+        log.warning("agent %s: database conflict, asking the agent to retry: %s", request.path, exc)
         exc = RetryLater("the server is busy with a conflicting change; retry shortly")
         return JsonResponse(error_body(exc.code, exc.message), status=exc.status, headers={"Retry-After": "30"})
     return JsonResponse(data, status=status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _filters(args) -> dict[str, str]:
-    from uus.inventory.filters import PARAMS
+    from uus.inventory.filter_params import PARAMS
 
     out = {}
     for p in PARAMS:
@@ -99,7 +99,7 @@ def machines_revoke(args) -> int:
 
 
 def register(sub) -> None:
-    from uus.inventory.filters import PARAMS
+    from uus.inventory.filter_params import PARAMS
 
     machines = sub.add_parser("machines", help="registered machines").add_subparsers(dest="verb", metavar="VERB")
     machines.required = True

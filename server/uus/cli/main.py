@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "uus.cli.tokens",
     "uus.cli.machines",
     "uus.cli.catalog",
+    "uus.cli.exposure",
+    "uus.cli.directory",
 ]
 
 

@@ -30,5 +30,7 @@ class DirectorySecretMissing(UusError):
     code = "directory_secret_missing"
 
 
-class OrganizationalUnitNotFound(NotFound):
+class OrganizationalUnitNotFound(UusError):
+    """An OU named as a filter or target is not in any synced directory (a 400: the request is wrong)."""
+
     code = "ou_not_found"

@@ -3,6 +3,8 @@ Thin: selectors in, one service per action, template out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -180,14 +182,30 @@ def mapping_delete(request, name, pk):
     return redirect("directory:source_detail", name=name)
 
 
+#: Per-OU columns of other apps for the OU tree (the hook for exposure per OU): (label, fn) where
+#: ``fn(placements)`` returns ``{ou_id: value}`` for the whole tree in one query (see selectors.ou_tree).
+OU_TREE_COLUMNS: list[tuple[str, Callable]] = []
+
+
 @login_required
 def ou_list(request):
     source = request.GET.get("source", "")
+
+    def extra(placements):
+        values: dict[int, dict] = {}
+        for label, fn in OU_TREE_COLUMNS:
+            for ou_id, value in fn(placements).items():
+                values.setdefault(ou_id, {})[label] = value
+        return values
+
+    nodes = selectors.ou_tree(source=source or None, extra=extra if OU_TREE_COLUMNS else None)
+    labels = [label for label, _fn in OU_TREE_COLUMNS]
     return render(
         request,
         "directory/ou_tree.html",
         {
-            "nodes": selectors.ou_tree(source=source or None),
+            "rows": [(n, [n.extra.get(label, "") for label in labels]) for n in nodes],
+            "extra_columns": labels,
             "sources": selectors.directory_source_list(),
             "source": source,
         },

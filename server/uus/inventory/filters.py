@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -17,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from uus.core.debversion import InvalidVersion, parse_version
 
 from .exceptions import InvalidFilter
+from .filter_params import ORDERINGS, PARAMS
 from .models import Machine
 from .selectors import machines_with_packages, packages_matching, stale_before
 
@@ -24,43 +24,6 @@ _AGO_RE = re.compile(r"(\d+)\s*([dhm])")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _VERSION_OPS = ("version", "version_gte", "version_gt", "version_lte", "version_lt")
-ORDERINGS = {"hostname": ("hostname", "id"), "-hostname": ("-hostname", "-id"), "last_seen": ("last_seen", "id"),
-             "-last_seen": ("-last_seen", "-id"), "release": ("os_id", "release", "hostname"),
-             "-registered": ("-registered", "-id"), "registered": ("registered", "id")}
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    help: str
-    kind: str = "text"  # text | bool | version | time | choice
-
-
-PARAMS: tuple[Param, ...] = (
-    Param("q", "hostname or FQDN contains this text"),
-    Param("hostname", "exact hostname"),
-    Param("release", "OS release, e.g. 22.04 or 12 (comma-separated for several)"),
-    Param("os", "OS id: ubuntu, debian"),
-    Param("architecture", "dpkg architecture, e.g. amd64"),
-    Param("group", "enrollment group"),
-    Param("package", "has this binary package installed"),
-    Param("source", "has a binary of this source package installed"),
-    Param("version", "installed version equals (with package or source)", "version"),
-    Param("version_gte", "installed version >= (dpkg order)", "version"),
-    Param("version_gt", "installed version >", "version"),
-    Param("version_lte", "installed version <=", "version"),
-    Param("version_lt", "installed version <", "version"),
-    Param("needs_reboot", "true: only machines that need a reboot; false: only those that do not", "bool"),
-    Param("stale", "true: only machines not seen recently; false: only those seen recently", "bool"),
-    Param("revoked", "true/false: revoked machines", "bool"),
-    Param("clone_suspected", "true/false: machines whose credentials two agents used", "bool"),
-    Param("last_seen_before", "last check-in before this time (ISO 8601) or this long ago (7d, 12h)", "time"),
-    Param("last_seen_after", "last check-in after this time (ISO 8601) or this long ago (7d, 12h)", "time"),
-    Param("ordering", f"one of {', '.join(ORDERINGS)}", "choice"),
-)
-PARAM_NAMES = tuple(p.name for p in PARAMS)
-
-
 def _bool(name: str, value: str) -> bool:
     v = value.strip().lower()
     if v in _TRUE:
@@ -143,6 +106,10 @@ class MachineFilterSet:
             qs = qs.filter(architecture=c["architecture"])
         if "group" in c:
             qs = qs.filter(enrollment_group=c["group"])
+        if "ou" in c:
+            from uus.directory.selectors import machines_in_ou
+
+            qs = machines_in_ou(c["ou"], queryset=qs)
         if "package" in c or "source" in c:
             packages = packages_matching(name=c.get("package", ""), source=c.get("source", ""),
                                          **{op: c.get(op) for op in _VERSION_OPS})

@@ -180,7 +180,8 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
 
 def machine_authenticate(*, client_id: str, secret: str) -> Machine:
     """The machine with these credentials, or MachineUnauthorized / MachineRevoked."""
-    machine = Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked").first()
+    machine = next(iter(Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked")
+                        .order_by()[:1]), None)
     if machine is None or not _same(machine.secret_hash, secret):
         raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
@@ -190,7 +191,7 @@ def machine_authenticate(*, client_id: str, secret: str) -> Machine:
 
 def machine_lock(machine_pk: int) -> Machine:
     """Fetch a machine inside the current transaction, locked against concurrent requests."""
-    machine = Machine.objects.select_for_update().select_related("package_set").get(pk=machine_pk)
+    machine = Machine.objects.select_for_update().get(pk=machine_pk)
     if machine.is_revoked:
         raise MachineRevoked("this machine was revoked by an administrator: register it again with a new token")
     return machine

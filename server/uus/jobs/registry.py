@@ -27,6 +27,8 @@ JOB_MODULES = [
     "uus.inventory.tasks",
     "uus.agentapi.tasks",
     "uus.catalog.tasks",
+    "uus.exposure.tasks",
+    "uus.directory.tasks",
 ]
 
 

@@ -79,7 +79,52 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/upstreams/{upstream}/sync/", "admin"),
     Endpoint("DELETE", "/api/v1/upstreams/{upstream}/", "admin"),
     Endpoint("GET", "/api/v1/archive-packages/?name=jq", "auditor"),
+    Endpoint("GET", "/api/v1/directories/", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/directories/",
+        "admin",
+        {"name": "corp-new", "url": "ldap://127.0.0.1:9", "base_dn": "dc=corp,dc=test"},
+    ),
+    Endpoint("GET", "/api/v1/directories/{directory}/", "auditor"),
+    Endpoint("PATCH", "/api/v1/directories/{directory}/", "admin", {"page_size": 100}),
+    Endpoint("DELETE", "/api/v1/directories/{directory}/", "admin"),
+    Endpoint("POST", "/api/v1/directories/{directory}/test-connection/", "admin"),
+    Endpoint("POST", "/api/v1/directories/{directory}/sync/", "admin", {"dry_run": True}),
+    Endpoint("GET", "/api/v1/directories/{directory}/unmatched/", "auditor"),
+    Endpoint("GET", "/api/v1/directory-role-mappings/", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/directory-role-mappings/",
+        "admin",
+        lambda: {"source": _latest_directory(), "group_dn": "cn=ops,dc=corp,dc=test", "role": "operator"},
+    ),
+    Endpoint("GET", "/api/v1/directory-role-mappings/{role_mapping}/", "auditor"),
+    Endpoint("PATCH", "/api/v1/directory-role-mappings/{role_mapping}/", "admin", {"role": "admin"}),
+    Endpoint("DELETE", "/api/v1/directory-role-mappings/{role_mapping}/", "admin"),
+    Endpoint("GET", "/api/v1/organizational-units/", "auditor"),
+    Endpoint("GET", "/api/v1/organizational-units/{ou}/", "auditor"),
 ]
+
+
+def _latest_directory() -> str:
+    from uus.directory.models import DirectorySource
+
+    return DirectorySource.objects.latest("pk").name
+
+
+def _directory_objects() -> dict[str, str]:
+    """A directory (anonymous bind, nothing listening), one role mapping and one OU."""
+    from uus.directory.models import DirectorySource, OrganizationalUnit, RoleMapping
+
+    n = DirectorySource.objects.count()
+    source = DirectorySource.objects.create(name=f"dir{n}", url="ldap://127.0.0.1:9", base_dn="dc=corp,dc=test")
+    mapping = RoleMapping.objects.create(
+        source=source, group_dn="cn=admins,dc=corp,dc=test", group_dn_key="cn=admins,dc=corp,dc=test", role="admin"
+    )
+    ou = OrganizationalUnit.objects.create(source=source, dn="ou=x,dc=corp,dc=test", dn_key="ou=x,dc=corp,dc=test",
+                                           name="x")
+    return {"directory": source.name, "role_mapping": str(mapping.pk), "ou": str(ou.pk)}
 
 
 def make_objects(owner) -> dict[str, str]:
@@ -121,4 +166,5 @@ def make_objects(owner) -> dict[str, str]:
         "notice": notice.pk,
         "cve": cve.pk,
         "upstream": upstream.name,
+        **_directory_objects(),
     }

@@ -15,8 +15,10 @@ MENU: list[MenuItem] = [
     MenuItem("Notices", "catalog:notice_list"),
     MenuItem("Upstreams", "catalog:upstream_list"),
     MenuItem("Machines", "inventory:machine_list"),
+    MenuItem("OUs", "directory:ou_list"),
     MenuItem("Jobs", "web:job_list"),
     MenuItem("Enrollment", "web:enrollment"),
     MenuItem("Users", "web:user_list", role="admin"),
+    MenuItem("Directories", "directory:source_list"),
     MenuItem("API", "api-docs"),
 ]

@@ -21,6 +21,7 @@ class AffectedPackageSerializer(serializers.ModelSerializer):
             "versions",
             "binaries",
             "availability",
+            "cves",
         ]
 
 

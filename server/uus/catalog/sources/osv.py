@@ -138,6 +138,7 @@ class AffectedRecord:
     versions: tuple[str, ...]  # earlier source versions published for that release
     binaries: tuple[BinaryRecord, ...]
     availability: str
+    cves: tuple[str, ...] = ()  # this entry's cves_map ids: the CVEs it fixes on this release, when given
 
 
 @dataclass(frozen=True)
@@ -595,12 +596,14 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
 
         entry_db = c.get(entry, "database_specific", dict, where, default={})
         cves_map = c.get(entry_db, "cves_map", dict, f"{where}.database_specific", default={})
+        entry_cves: list[str] = []
         for k, cv in enumerate(c.get(cves_map, "cves", list, f"{where}.database_specific.cves_map", default=[])):
             cwhere = f"{where}.database_specific.cves_map.cves[{k}]"
             cv = c.obj(cv, cwhere)
             cve_id = c.get(cv, "id", str, cwhere, required=True)
             priority, vectors = _severity(c, cv.get("severity"), f"{cwhere}.severity")
             mapped.append((cve_id, priority, vectors))
+            entry_cves.append(_strip_ubuntu(cve_id.strip()))
 
         affected.append(
             AffectedRecord(
@@ -618,6 +621,7 @@ def parse_notice(doc: Any, *, source: str | None = None) -> NoticeRecord:
                 versions=versions,
                 binaries=tuple(binaries),
                 availability=availability,
+                cves=tuple(dict.fromkeys(x for x in entry_cves if _CVE_ID.match(x))),
             )
         )
 

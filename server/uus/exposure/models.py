@@ -1,0 +1,48 @@
+"""Which installed packages fall in which notice's vulnerable range, kept per package set.
+
+Package sets are immutable and shared by every machine with the same inventory, so findings are
+stored once per set rather than once per machine: a homogeneous fleet of 100,000 machines costs the
+findings of its few distinct sets. A machine's findings are its set's findings on the machine's own
+release (`machine.release == affected.release`), joined at query time.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Finding(models.Model):
+    """Package `package` (installed, dpkg status installed) of set `package_set` has a source version in
+    [introduced, fixed) of affected entry `affected`."""
+
+    id = models.BigAutoField(primary_key=True)
+    package_set = models.ForeignKey("inventory.PackageSet", on_delete=models.CASCADE, related_name="+",
+                                    db_index=False)
+    affected = models.ForeignKey("catalog.AffectedPackage", on_delete=models.CASCADE, related_name="+")
+    package = models.ForeignKey("inventory.Package", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["package_set", "affected", "package"], name="uniq_finding"),
+        ]
+
+
+class EvaluatedSet(models.Model):
+    """A package set whose findings are complete (evaluated against every stored notice)."""
+
+    package_set = models.OneToOneField("inventory.PackageSet", on_delete=models.CASCADE, primary_key=True,
+                                       related_name="+")
+    evaluated = models.DateTimeField(auto_now=True)
+
+
+class ExposureSnapshot(models.Model):
+    """A daily count for the trend chart: machines exposed at each priority."""
+
+    day = models.DateField()
+    priority = models.CharField(max_length=16)
+    machines = models.PositiveIntegerField()
+    findings = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "priority"], name="uniq_snapshot")]
+        ordering = ["day", "priority"]

@@ -1,0 +1,32 @@
+from django.utils import timezone
+
+from uus.jobs.registry import job
+
+from . import selectors, services
+from .models import ExposureSnapshot
+
+
+@job("Evaluate exposure of new package sets", every=3600, locks=("exposure",))
+def exposure_evaluate_pending(ctx):
+    n = services.exposure_evaluate_pending()
+    ctx.log(f"{n} new findings")
+    return {"findings": n}
+
+
+@job("Rebuild all exposure findings", locks=("exposure",))
+def exposure_rebuild(ctx):
+    n = services.exposure_rebuild()
+    ctx.log(f"{n} findings")
+    return {"findings": n}
+
+
+@job("Record the daily exposure snapshot", every=6 * 3600)
+def exposure_snapshot(ctx):
+    """Counts for the trend chart; rerunning on the same day overwrites that day's row."""
+    overview = selectors.fleet_overview()
+    today = timezone.now().date()
+    for priority, machines in overview["by_priority"].items():
+        ExposureSnapshot.objects.update_or_create(day=today, priority=priority,
+                                                  defaults={"machines": machines, "findings": overview["findings"]})
+    ctx.log(f"{overview['exposed_machines']} exposed machines")
+    return overview["by_priority"]
