@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Django's manage.py, for developers; administrators use the `uus` command."""
+
 import os
 import sys
 

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import data_dir, run_uus, scratch_env  # noqa: E402
+from common import data_dir, run_uus, scratch_env
 
 KEYRING = Path(__file__).resolve().parents[2] / "server/uus/catalog/tests/data/keyrings/debian-archive-keyring.gpg"
 
@@ -38,14 +38,31 @@ def bench_sync(data: Path, work: Path, db_url: str | None) -> dict:
     (repo / "main" / "binary-amd64").mkdir(parents=True)
     shutil.copy(data / "debian-packages/bookworm/bookworm_InRelease", repo / "InRelease")
     # The .xz in shared/data is recompressed; the InRelease lists the plain file's hash, so serve that.
-    with lzma.open(data / "debian-packages/bookworm/bookworm_main_binary-amd64_Packages.xz") as src, \
-            open(repo / "main/binary-amd64/Packages", "wb") as dst:
+    with (
+        lzma.open(data / "debian-packages/bookworm/bookworm_main_binary-amd64_Packages.xz") as src,
+        open(repo / "main/binary-amd64/Packages", "wb") as dst,
+    ):
         shutil.copyfileobj(src, dst)
     url, srv = serve(work / "www")
     env = scratch_env(work / "srv", db_url)
     try:
-        run_uus(["upstream", "add", "bookworm", url + "/debian", "--suites", "bookworm", "--components", "main",
-                 "--architectures", "amd64", "--keyring", str(KEYRING)], env)
+        run_uus(
+            [
+                "upstream",
+                "add",
+                "bookworm",
+                url + "/debian",
+                "--suites",
+                "bookworm",
+                "--components",
+                "main",
+                "--architectures",
+                "amd64",
+                "--keyring",
+                str(KEYRING),
+            ],
+            env,
+        )
         seconds, peak_mb, proc = run_uus(["upstream", "sync", "bookworm", "--json"], env)
     finally:
         srv.shutdown()
@@ -65,8 +82,12 @@ def bench_notices(data: Path, work: Path, db_url: str | None, count: int) -> dic
     env = scratch_env(work / "srv-notices", db_url)
     run_uus(["jobs", "list"], env)  # migrate outside the measurement
     seconds, peak_mb, _ = run_uus(["notices", "import", str(feed), "--json"], env)
-    return {"notices": count, "notices_seconds": round(seconds, 2), "notices_per_second": round(count / seconds, 1),
-            "notices_peak_mb": peak_mb}
+    return {
+        "notices": count,
+        "notices_seconds": round(seconds, 2),
+        "notices_per_second": round(count / seconds, 1),
+        "notices_peak_mb": peak_mb,
+    }
 
 
 def main() -> None:
@@ -79,11 +100,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="uus-bench-catalog-") as tmp:
         work = Path(tmp)
         sync = bench_sync(data, work, args.database_url)
-        print(f"sync bookworm main: {sync['packages']} packages in {sync['sync_seconds']} s, "
-              f"peak {sync['sync_peak_mb']} MB (targets < 20 s, < 500 MB)", flush=True)
+        print(
+            f"sync bookworm main: {sync['packages']} packages in {sync['sync_seconds']} s, "
+            f"peak {sync['sync_peak_mb']} MB (targets < 20 s, < 500 MB)",
+            flush=True,
+        )
         notices = bench_notices(data, work, args.database_url, args.notices)
-        print(f"notices import: {notices['notices']} notices in {notices['notices_seconds']} s = "
-              f"{notices['notices_per_second']} notices/s, peak {notices['notices_peak_mb']} MB", flush=True)
+        print(
+            f"notices import: {notices['notices']} notices in {notices['notices_seconds']} s = "
+            f"{notices['notices_per_second']} notices/s, peak {notices['notices_peak_mb']} MB",
+            flush=True,
+        )
         print(json.dumps({**sync, **notices}))
 
 

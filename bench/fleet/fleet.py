@@ -106,7 +106,8 @@ def load_releases(data: Path, base_size: int = BASE_SIZE) -> dict[str, Release]:
     if not (pkgdir / "bookworm").is_dir():
         raise DataMissing(
             f"fleet data not found under {data}: expected {pkgdir}/bookworm/*_Packages.xz and the dpkg-status "
-            "sample (the shared data folder, ../shared/data from the project root); pass --data PATH")
+            "sample (the shared data folder, ../shared/data from the project root); pass --data PATH"
+        )
     sample = lzma.open(pkgdir / "dpkg-status.debian12-sample.xz", "rt", encoding="utf-8").read()
     sample_names = [f["Package"] for f in _stanzas(sample) if f.get("Status", "").endswith(" installed")]
     releases = {}
@@ -125,15 +126,23 @@ def load_releases(data: Path, base_size: int = BASE_SIZE) -> dict[str, Release]:
         rng.shuffle(others)
         pool = touched[: base_size // 5] + others
         base = names + pool[: max(0, base_size - len(names))]
-        rest = pool[max(0, base_size - len(names)):]
+        rest = pool[max(0, base_size - len(names)) :]
         roles, at = {}, 0
         for role, (_, extra) in ROLES.items():
             roles[role] = rest[at : at + extra]
             at += extra
         sources = sorted({security[n][3] for n in security})
         random.Random(f"arrival-{codename}").shuffle(sources)
-        releases[version_id] = Release(version_id=version_id, codename=codename, base=base, roles=roles, main=main,
-                                       security=security, updates_order=sources, universe=rest[at:])
+        releases[version_id] = Release(
+            version_id=version_id,
+            codename=codename,
+            base=base,
+            roles=roles,
+            main=main,
+            security=security,
+            updates_order=sources,
+            universe=rest[at:],
+        )
     return releases
 
 

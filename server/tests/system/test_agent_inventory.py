@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from uus.inventory import services
 from uus.inventory.models import Machine, PackageChange
 
@@ -23,10 +22,16 @@ pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 DEBS = Path(__file__).resolve().parents[1] / "data" / "debs"
 QUERY_FORMAT = "${Package}\t${Architecture}\t${Version}\t${source:Package}\t${source:Version}\t${db:Status-Status}\n"
 # Libraries the .debs depend on, present as status entries only (a minimal machine).
-PLACEHOLDERS = [("libc6", "2.36-9+deb12u13", "glibc"), ("libonig5", "6.9.8-1", "libonig"),
-                ("libncurses6", "6.4-4", "ncurses"), ("libtinfo6", "6.4-4", "ncurses")]
-OS_RELEASE = ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
-              'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')
+PLACEHOLDERS = [
+    ("libc6", "2.36-9+deb12u13", "glibc"),
+    ("libonig5", "6.9.8-1", "libonig"),
+    ("libncurses6", "6.4-4", "ncurses"),
+    ("libtinfo6", "6.4-4", "ncurses"),
+]
+OS_RELEASE = (
+    'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+    'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
+)
 
 
 def agent_command() -> list[str]:
@@ -41,37 +46,60 @@ def deb(name: str) -> str:
 
 
 def make_root(path: Path, hostname: str) -> Path:
-    for d in ("etc/apt/sources.list.d", "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
-              "var/cache/apt/archives/partial", "var/log/apt", "proc/sys/kernel"):
+    for d in (
+        "etc/apt/sources.list.d",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "var/log/apt",
+        "proc/sys/kernel",
+    ):
         (path / d).mkdir(parents=True, exist_ok=True)
     (path / "etc/os-release").write_text(OS_RELEASE)
     (path / "etc/hostname").write_text(hostname + "\n")
     (path / "proc/sys/kernel/osrelease").write_text("6.1.0-40-amd64\n")
     (path / "var/lib/dpkg/arch").write_text("amd64\n")
     (path / "var/lib/dpkg/available").write_text("")
-    (path / "var/lib/dpkg/status").write_text("\n".join(
-        f"Package: {n}\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 1\n"
-        f"Maintainer: Test <test@example.invalid>\nArchitecture: amd64\nMulti-Arch: same\nSource: {s}\n"
-        f"Version: {v}\nDescription: placeholder\n" for n, v, s in PLACEHOLDERS))
+    (path / "var/lib/dpkg/status").write_text(
+        "\n".join(
+            f"Package: {n}\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 1\n"
+            f"Maintainer: Test <test@example.invalid>\nArchitecture: amd64\nMulti-Arch: same\nSource: {s}\n"
+            f"Version: {v}\nDescription: placeholder\n"
+            for n, v, s in PLACEHOLDERS
+        )
+    )
     return path
 
 
 def dpkg(root: Path, *args: str) -> None:
-    subprocess.run(["dpkg", f"--root={root}", "--force-script-chrootless", "--force-not-root", *args],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["dpkg", f"--root={root}", "--force-script-chrootless", "--force-not-root", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def dpkg_query(root: Path) -> list[tuple]:
     """What dpkg itself says is installed: the reference the server's copy must equal."""
-    out = subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f", QUERY_FORMAT],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f", QUERY_FORMAT],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     rows = [tuple(line.split("\t")) for line in out.splitlines()]
     return sorted((r for r in rows if r[5] != "not-installed"), key=lambda r: (r[0], r[1]))
 
 
 def agent(state: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*agent_command(), "--state-dir", str(state), "--root", str(root), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*agent_command(), "--state-dir", str(state), "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def server_entries(hostname: str) -> list[tuple]:
@@ -86,8 +114,14 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
 
     # 1. A machine with real packages registers and reports its whole inventory.
     root = make_root(tmp_path / "roots/web-01", "web-01")
-    dpkg(root, "-i", deb("hello_2.10-3_amd64"), deb("sl_5.02-1+b1_amd64"),
-         deb("libjq1_1.6-2.1+deb12u2_amd64"), deb("jq_1.6-2.1+deb12u2_amd64"))
+    dpkg(
+        root,
+        "-i",
+        deb("hello_2.10-3_amd64"),
+        deb("sl_5.02-1+b1_amd64"),
+        deb("libjq1_1.6-2.1+deb12u2_amd64"),
+        deb("jq_1.6-2.1+deb12u2_amd64"),
+    )
     state = tmp_path / "state/web-01"
     r = agent(state, root, "register", "--server", live_server.url, "--token", token)
     assert r.returncode == 0, r.stderr
@@ -97,7 +131,12 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
     assert server_entries("web-01") == dpkg_query(root)
     m = Machine.objects.get(hostname="web-01")
     assert (m.os_id, m.release, m.kernel, m.architecture, m.enrollment_group) == (
-        "debian", "12", "6.1.0-40-amd64", "amd64", "lab")
+        "debian",
+        "12",
+        "6.1.0-40-amd64",
+        "amd64",
+        "lab",
+    )
     assert not PackageChange.objects.exists()  # the first inventory is the baseline
 
     # 2. Unchanged: the check-in carries only the hash.

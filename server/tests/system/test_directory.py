@@ -47,8 +47,18 @@ def test_add_sync_and_list_machines_by_ou(acceptance_ldap, data_dir, uus_cli, tm
         assert (r.returncode == 0) == ok, (args, r.returncode, r.stderr[-2000:])
         return r
 
-    run("directory", "add", "corp", acceptance_ldap.url, "--base-dn", "dc=corp,dc=test",
-        "--bind-dn", "cn=admin,dc=corp,dc=test", "--password-file", str(pw))
+    run(
+        "directory",
+        "add",
+        "corp",
+        acceptance_ldap.url,
+        "--base-dn",
+        "dc=corp,dc=test",
+        "--bind-dn",
+        "cn=admin,dc=corp,dc=test",
+        "--password-file",
+        str(pw),
+    )
     assert "connection test ok" in outputs[-1]
     dry = json.loads(run("directory", "sync", "corp", "--dry-run", "--json").stdout)["corp"]
     assert dry["dry_run"] and dry["machines"]["unmatched_examples"] == ["lab-01"]
@@ -69,7 +79,9 @@ def test_add_sync_and_list_machines_by_ou(acceptance_ldap, data_dir, uus_cli, tm
     assert "connection refused" in down.stderr and "last good state is kept" in down.stderr
     run("directory", "test", "corp", ok=False)
     rows = json.loads(run("machines", "list", "--json", "--ou", "ou=Hosts,dc=corp,dc=test").stdout)
-    assert len(rows.get("results", rows) if isinstance(rows, dict) else rows) == len(expected["ou=Hosts,dc=corp,dc=test"])
+    assert len(rows.get("results", rows) if isinstance(rows, dict) else rows) == len(
+        expected["ou=Hosts,dc=corp,dc=test"]
+    )
 
     for text in outputs:
         assert PASSWORD not in text

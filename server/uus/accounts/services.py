@@ -34,7 +34,9 @@ def user_create(*, username: str, password: str, role: str = Role.AUDITOR, email
     try:
         password_validation.validate_password(password, user)
     except Exception as exc:  # ValidationError carries a list of messages
-        raise UusError("password refused: " + " ".join(getattr(exc, "messages", [str(exc)])), code="weak_password") from exc
+        raise UusError(
+            "password refused: " + " ".join(getattr(exc, "messages", [str(exc)])), code="weak_password"
+        ) from exc
     user.set_password(password)
     user.save()
     return user

@@ -9,6 +9,7 @@ class AgentMessage(models.Model):
     """
 
     message_id = models.UUIDField(unique=True)
-    machine = models.ForeignKey("inventory.Machine", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="+", db_index=False)
+    machine = models.ForeignKey(
+        "inventory.Machine", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     received = models.DateTimeField(db_index=True)

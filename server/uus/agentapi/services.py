@@ -86,8 +86,10 @@ def message_remember(env: Envelope, machine_pk: int | None) -> None:
             params,
         )
         if cur.rowcount == 0:
-            raise Replayed("this message_id was already received: every request needs a fresh one",
-                           details={"message_id": env.message_id})
+            raise Replayed(
+                "this message_id was already received: every request needs a fresh one",
+                details={"message_id": env.message_id},
+            )
 
 
 def agent_messages_prune(*, older_than: timedelta = MESSAGE_MEMORY) -> int:
@@ -120,8 +122,11 @@ def agent_check_in(machine: Machine, req: CheckInRequest) -> dict:
             locked = inventory.machine_lock(machine.pk)
             message_remember(req.envelope, locked.pk)
             outcome = inventory.machine_check_in(
-                machine=locked, exchange_token=req.exchange_token, facts=req.facts,
-                inventory_hash=req.inventory_hash, previous_inventory_hash=req.previous_inventory_hash,
+                machine=locked,
+                exchange_token=req.exchange_token,
+                facts=req.facts,
+                inventory_hash=req.inventory_hash,
+                previous_inventory_hash=req.previous_inventory_hash,
                 agent_version=req.envelope.agent_version,
             )
             acked = job_results_record(locked, req.job_results)
@@ -148,7 +153,11 @@ def agent_inventory(machine: Machine, req: InventoryRequest) -> dict:
         if req.kind == "full":
             inventory.inventory_apply_full(machine=locked, inventory_hash=req.inventory_hash, entries=req.packages)
         else:
-            inventory.inventory_apply_delta(machine=locked, inventory_hash=req.inventory_hash,
-                                            base_hash=req.base_hash or "", added=req.packages,
-                                            removed=req.removed or [])
+            inventory.inventory_apply_delta(
+                machine=locked,
+                inventory_hash=req.inventory_hash,
+                base_hash=req.base_hash or "",
+                added=req.packages,
+                removed=req.removed or [],
+            )
     return {"inventory_hash": locked.inventory_hash, "accepted": True}

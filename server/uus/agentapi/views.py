@@ -36,8 +36,9 @@ def _body(request):
     except ValueError:
         raise InvalidRequest("bad Content-Length header") from None
     if length > MAX_BODY_BYTES:
-        raise RequestTooLarge(f"request body larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB",
-                              details={"limit_bytes": MAX_BODY_BYTES})
+        raise RequestTooLarge(
+            f"request body larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB", details={"limit_bytes": MAX_BODY_BYTES}
+        )
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -91,8 +92,9 @@ def _answer(request, step, *, authenticated: bool, parse, status: int = 200) -> 
 
 @csrf_exempt
 def register(request):
-    return _answer(request, services.agent_register, authenticated=False, parse=serializers.register_request,
-                   status=201)
+    return _answer(
+        request, services.agent_register, authenticated=False, parse=serializers.register_request, status=201
+    )
 
 
 @csrf_exempt

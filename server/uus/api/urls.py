@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from uus.accounts.api.views import ApiTokenViewSet, UserViewSet
 from uus.catalog.api.views import ArchivePackageViewSet, CveViewSet, NoticeViewSet, UpstreamViewSet
 from uus.directory.api.views import DirectoryViewSet, OrganizationalUnitViewSet, RoleMappingViewSet
+from uus.exposure.api.urls import urlpatterns as exposure_urls
 from uus.inventory.api.views import EnrollmentTokenViewSet, MachineViewSet
 from uus.jobs.api.views import JobViewSet, ScheduleViewSet
 
@@ -23,4 +24,5 @@ router.register("directories", DirectoryViewSet, basename="directory")
 router.register("directory-role-mappings", RoleMappingViewSet, basename="directory-role-mapping")
 router.register("organizational-units", OrganizationalUnitViewSet, basename="organizational-unit")
 
-urlpatterns = router.urls
+# Plain views first: they share prefixes with router routes (cves/<id>/machines/).
+urlpatterns = exposure_urls + router.urls

@@ -25,7 +25,8 @@ class Ring(TimeStampedModel):
 class RingMembership(models.Model):
     """The ring of one machine. A machine without a row is in the default ring (`production`)."""
 
-    machine = models.OneToOneField("inventory.Machine", on_delete=models.CASCADE, primary_key=True,
-                                   related_name="ring_membership")
+    machine = models.OneToOneField(
+        "inventory.Machine", on_delete=models.CASCADE, primary_key=True, related_name="ring_membership"
+    )
     ring = models.ForeignKey(Ring, on_delete=models.PROTECT, related_name="memberships")
     updated = models.DateTimeField(auto_now=True)

@@ -162,8 +162,9 @@ class AffectedPackage(models.Model):
     versions = models.JSONField(default=list, blank=True)
     binaries = models.JSONField(default=list, blank=True)
     availability = models.CharField(max_length=64, blank=True, default="")
-    cves = models.JSONField(default=list, blank=True,
-                            help_text="this entry's own CVE list (cves_map); empty: the notice's CVEs")
+    cves = models.JSONField(
+        default=list, blank=True, help_text="this entry's own CVE list (cves_map); empty: the notice's CVEs"
+    )
 
     class Meta:
         ordering = ["release", "source", "ecosystem"]

@@ -8,8 +8,9 @@ from .choices import priority_rank
 from .models import AffectedPackage, ArchivePackage, Cve, Notice, NoticeCve
 
 
-def notice_list(*, release: str = "", priority: str = "", package: str = "", q: str = "", since=None,
-                until=None, kind: str = "") -> QuerySet[Notice]:
+def notice_list(
+    *, release: str = "", priority: str = "", package: str = "", q: str = "", since=None, until=None, kind: str = ""
+) -> QuerySet[Notice]:
     """Notices filtered the same way everywhere: by release, least priority, source/binary package,
     published window, and a search that matches a notice id, a CVE id or words of the summary."""
     qs = Notice.objects.all()
@@ -49,15 +50,20 @@ def cve_get(cve_id: str) -> Cve:
 
 def cve_fixes(cve: Cve) -> QuerySet[AffectedPackage]:
     """Every affected entry of every notice naming the CVE, per release: which version fixes it where."""
-    return (AffectedPackage.objects.filter(notice__cves=cve).select_related("notice")
-            .order_by("release", "source", "is_pro", "notice__published"))
+    return (
+        AffectedPackage.objects.filter(notice__cves=cve)
+        .select_related("notice")
+        .order_by("release", "source", "is_pro", "notice__published")
+    )
 
 
 def package_versions(name: str) -> QuerySet[ArchivePackage]:
     """A binary or source package's versions per upstream, suite and pocket."""
-    return (ArchivePackage.objects.filter(Q(name=name) | Q(source=name))
-            .select_related("index", "index__upstream")
-            .order_by("index__upstream__name", "index__codename", "name", "architecture", "-version_key"))
+    return (
+        ArchivePackage.objects.filter(Q(name=name) | Q(source=name))
+        .select_related("index", "index__upstream")
+        .order_by("index__upstream__name", "index__codename", "name", "architecture", "-version_key")
+    )
 
 
 def notice_counts_by_priority() -> dict[str, int]:

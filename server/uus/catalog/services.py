@@ -105,7 +105,7 @@ def notice_store(rec: NoticeRecord) -> str:
                 versions=list(a.versions),
                 binaries=[{"name": b.binary_name, "version": b.binary_version} for b in a.binaries],
                 availability=a.availability or "",
-            cves=list(a.cves),
+                cves=list(a.cves),
             )
             for a in rec.affected
         ]

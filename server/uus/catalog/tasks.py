@@ -11,8 +11,9 @@ from . import services
 def notices_import(ctx, source: str):
     ctx.log(f"importing notices from {source}")
     result = services.notices_import(source, ctx=ctx)
-    ctx.log(f"{result.imported} new, {result.updated} updated, {result.unchanged} unchanged, "
-            f"{len(result.failed)} malformed")
+    ctx.log(
+        f"{result.imported} new, {result.updated} updated, {result.unchanged} unchanged, {len(result.failed)} malformed"
+    )
     return result.as_dict()
 
 
@@ -49,8 +50,9 @@ def upstreams_sync_due(ctx):
     from .models import Upstream
 
     cutoff = timezone.now() - timedelta(minutes=settings.UUS["upstream_sync_minutes"])
-    due = Upstream.objects.filter(is_enabled=True).filter(Q(last_sync_started__isnull=True) |
-                                                          Q(last_sync_started__lt=cutoff))
+    due = Upstream.objects.filter(is_enabled=True).filter(
+        Q(last_sync_started__isnull=True) | Q(last_sync_started__lt=cutoff)
+    )
     names = list(due.values_list("name", flat=True))
     for name in names:
         dispatch(upstream_sync, kwargs={"name": name}, locks=[f"upstream:{name}"])

@@ -103,7 +103,10 @@ def directory_add(args) -> int:
     if args.json:
         print_json(DirectorySourceSerializer(source).data)
     else:
-        print(f"directory {source.name} {verb}: {source.url}, base {source.base_dn}; run `uus directory sync {source.name}`")
+        print(
+            f"directory {source.name} {verb}: {source.url}, base {source.base_dn}; "
+            f"run `uus directory sync {source.name}`"
+        )
     return 0
 
 
@@ -190,10 +193,13 @@ def directory_show(args) -> int:
     else:
         for key, value in data.items():
             if key == "role_mappings":
-                value = "; ".join(
-                    f"{m['group_dn']} -> {m['role']}{' in ' + m['scope_ou_dn'] if m['scope_ou_dn'] else ''}"
-                    for m in value
-                ) or "none"
+                value = (
+                    "; ".join(
+                        f"{m['group_dn']} -> {m['role']}{' in ' + m['scope_ou_dn'] if m['scope_ou_dn'] else ''}"
+                        for m in value
+                    )
+                    or "none"
+                )
             print(f"{key:28} {value}")
     return 0
 

@@ -20,14 +20,29 @@ def cve(args) -> int:
         print(f"{s['machines']} machines exposed, {s['findings']} findings")
         for r in rows:
             pro = " [Pro]" if r["pro_only"] else ""
-            print(f"{r['hostname']:28} {r['notice']:16} {r['cve'] or '-':16} {r['package']:28} "
-                  f"{r['installed_version']:28} -> {r['fixed_version'] or 'no fix'} {r['priority'] or '-'} "
-                  f"{r['status']}{pro}")
+            print(
+                f"{r['hostname']:28} {r['notice']:16} {r['cve'] or '-':16} {r['package']:28} "
+                f"{r['installed_version']:28} -> {r['fixed_version'] or 'no fix'} {r['priority'] or '-'} "
+                f"{r['status']}{pro}"
+            )
     return 0
 
 
-CSV_FIELDS = ["hostname", "release", "notice", "cve", "priority", "package", "architecture", "installed_version",
-              "source", "installed_source_version", "fixed_version", "status", "pro_only"]
+CSV_FIELDS = [
+    "hostname",
+    "release",
+    "notice",
+    "cve",
+    "priority",
+    "package",
+    "architecture",
+    "installed_version",
+    "source",
+    "installed_source_version",
+    "fixed_version",
+    "status",
+    "pro_only",
+]
 
 
 def write_csv(rows, out) -> None:

@@ -29,8 +29,11 @@ def machines_list(args) -> int:
         return 0
     for m in qs:
         seen = f"{m.last_seen:%Y-%m-%d %H:%M}" if m.last_seen else "never"
-        flags = " ".join(f for f, on in (("reboot", m.is_reboot_required), ("revoked", m.is_revoked),
-                                          ("clone?", m.is_clone_suspected)) if on)
+        flags = " ".join(
+            f
+            for f, on in (("reboot", m.is_reboot_required), ("revoked", m.is_revoked), ("clone?", m.is_clone_suspected))
+            if on
+        )
         print(f"{m.hostname:30} {m.os_id:7} {m.release:8} {m.package_count:6} pkgs  seen {seen}  {flags}".rstrip())
     return 0
 
@@ -80,8 +83,10 @@ def machines_history(args) -> int:
         print_json(data)
     else:
         for c in data:
-            print(f"{c['time']}  {c['kind']:10} {c['name']}:{c['architecture']}  {c['old_version'] or '-'} -> "
-                  f"{c['new_version'] or '-'}")
+            print(
+                f"{c['time']}  {c['kind']:10} {c['name']}:{c['architecture']}  {c['old_version'] or '-'} -> "
+                f"{c['new_version'] or '-'}"
+            )
     return 0
 
 
@@ -107,17 +112,20 @@ def register(sub) -> None:
     for param in PARAMS:
         flag = "--" + param.name.replace("_", "-")
         if param.kind == "bool":
-            p.add_argument(flag, dest=param.name, nargs="?", const=True, default=None, metavar="true|false",
-                           help=param.help)
+            p.add_argument(
+                flag, dest=param.name, nargs="?", const=True, default=None, metavar="true|false", help=param.help
+            )
         else:
             p.add_argument(flag, dest=param.name, default=None, help=param.help)
     p.add_argument("--limit", type=int, default=0, help="at most this many (default: all)")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
     p.set_defaults(func=machines_list)
-    for verb, func, text in (("show", machines_show, "one machine with its facts"),
-                             ("packages", machines_packages, "a machine's installed packages"),
-                             ("history", machines_history, "a machine's package changes, newest first"),
-                             ("revoke", machines_revoke, "void a machine's credentials")):
+    for verb, func, text in (
+        ("show", machines_show, "one machine with its facts"),
+        ("packages", machines_packages, "a machine's installed packages"),
+        ("history", machines_history, "a machine's package changes, newest first"),
+        ("revoke", machines_revoke, "void a machine's credentials"),
+    ):
         p = machines.add_parser(verb, help=text)
         p.add_argument("machine", metavar="HOSTNAME", help="hostname, FQDN or id of the machine")
         p.add_argument("--json", action="store_true", help="print the API's JSON")

@@ -175,9 +175,7 @@ class RoleMapping(TimeStampedModel):
 
     class Meta:
         ordering = ["source", "group_dn_key"]
-        constraints = [
-            models.UniqueConstraint(fields=["source", "group_dn_key"], name="directory_role_mapping_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["source", "group_dn_key"], name="directory_role_mapping_unique")]
 
     def __str__(self) -> str:
         scope = f" in {self.scope_ou_dn}" if self.scope_ou_dn else ""

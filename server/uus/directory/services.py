@@ -126,7 +126,9 @@ def _clean_filter(value: str, field_name: str) -> str:
         if depth < 0:
             break
     if not value.startswith("(") or not value.endswith(")") or depth != 0:
-        raise _invalid(f"{field_name.replace('_', ' ')} {value!r} is not an LDAP filter like (objectClass=x)", field_name)
+        raise _invalid(
+            f"{field_name.replace('_', ' ')} {value!r} is not an LDAP filter like (objectClass=x)", field_name
+        )
     return value
 
 
@@ -234,14 +236,14 @@ def directory_source_create(
     except BaseException:
         secret_delete(path)
         raise
-    log.info("directory %s added: %s, base %s, bind as %s", name, source.url, source.base_dn, source.bind_dn or "anonymous")
+    log.info(
+        "directory %s added: %s, base %s, bind as %s", name, source.url, source.base_dn, source.bind_dn or "anonymous"
+    )
     return source
 
 
 @sensitive_variables("bind_password")
-def directory_source_update(
-    *, source: DirectorySource, bind_password: str | None = None, **changes
-) -> DirectorySource:
+def directory_source_update(*, source: DirectorySource, bind_password: str | None = None, **changes) -> DirectorySource:
     """Change settings of a directory. ``bind_password=None`` keeps the stored password."""
     if "name" in changes and changes["name"] != source.name:
         raise _invalid("a directory cannot be renamed; add a new one and remove this one", "name")
@@ -563,18 +565,25 @@ class _Plan:
         g_a, g_r, g_c = self.group_diff()
         p_a, p_r, p_c = self.placement_diff()
         dn_of_ou = {**{k: o.dn for k, o in self.ou_existing.items()}, **{k: v["dn"] for k, v in self.ous.items()}}
-        dn_of_c = {**{k: v[1] for k, v in self.computer_existing.items()}, **{k: v["dn"] for k, v in self.computers.items()}}
+        dn_of_c = {
+            **{k: v[1] for k, v in self.computer_existing.items()},
+            **{k: v["dn"] for k, v in self.computers.items()},
+        }
         dn_of_g = {**{k: v[1] for k, v in self.group_existing.items()}, **{k: v["dn"] for k, v in self.groups.items()}}
         host = self.machine_names
         moved = sorted({host.get(mid, str(mid)) for _ok, mid in (*p_a, *p_r)})
         return {
             "source": self.source.name,
             "dry_run": dry_run,
-            "ous": _change(len(self.ous), [dn_of_ou[k] for k in ou_a], [dn_of_ou[k] for k in ou_r], [dn_of_ou[k] for k in ou_c]),
+            "ous": _change(
+                len(self.ous), [dn_of_ou[k] for k in ou_a], [dn_of_ou[k] for k in ou_r], [dn_of_ou[k] for k in ou_c]
+            ),
             "computers": _change(
                 len(self.computers), [dn_of_c[k] for k in c_a], [dn_of_c[k] for k in c_r], [dn_of_c[k] for k in c_c]
             ),
-            "groups": _change(len(self.groups), [dn_of_g[k] for k in g_a], [dn_of_g[k] for k in g_r], [dn_of_g[k] for k in g_c]),
+            "groups": _change(
+                len(self.groups), [dn_of_g[k] for k in g_a], [dn_of_g[k] for k in g_r], [dn_of_g[k] for k in g_c]
+            ),
             "users": len(self.snap.users),
             "placements": {"total": len(self.placements), "added": len(p_a), "removed": len(p_r), "changed": len(p_c)},
             "machines": {
@@ -673,7 +682,9 @@ def _plan(source: DirectorySource, snap: ldapclient.DirectorySnapshot) -> _Plan:
         fqdn = (c.fqdn or "").lower()
         mids = list(by_fqdn.get(fqdn, ())) if fqdn else []
         if not mids:
-            mids = [m for m in by_short.get(c.hostname, ()) if not (fqdn and machine_fqdn[m] and machine_fqdn[m] != fqdn)]
+            mids = [
+                m for m in by_short.get(c.hostname, ()) if not (fqdn and machine_fqdn[m] and machine_fqdn[m] != fqdn)
+            ]
             if len(mids) > 1:
                 names = ", ".join(sorted(plan.machine_names[m] for m in mids))
                 plan.warnings.append(f"{c.dn}: host name {c.hostname} matches several machines ({names}); none placed")
@@ -725,14 +736,18 @@ def _plan(source: DirectorySource, snap: ldapclient.DirectorySnapshot) -> _Plan:
             existing_computer_key.get(computer_id, ""),
             is_direct,
         )
-    plan.unmatched_machines = sorted(plan.machine_names[m] for m in plan.machine_names if m not in plan.matched_machines)
+    plan.unmatched_machines = sorted(
+        plan.machine_names[m] for m in plan.machine_names if m not in plan.matched_machines
+    )
 
     # --- groups
     for g in snap.groups:
         plan.groups[ldapclient.dn_key(g.dn)] = {"dn": g.dn, "name": g.name[:255], "member_count": len(g.members)}
     plan.group_existing = {
         row[1]: (row[0], *row[2:])
-        for row in DirectoryGroup.objects.filter(source=source).values_list("id", "dn_key", "dn", "name", "member_count")
+        for row in DirectoryGroup.objects.filter(source=source).values_list(
+            "id", "dn_key", "dn", "name", "member_count"
+        )
     }
 
     # --- people who log in through this directory: their role as the directory now says
@@ -767,9 +782,7 @@ def _record_error(source: DirectorySource, message: str) -> None:
     source.refresh_from_db()
 
 
-def directory_sync(
-    *, source: DirectorySource, dry_run: bool = False, allow_empty: bool = False, ctx=None
-) -> dict:
+def directory_sync(*, source: DirectorySource, dry_run: bool = False, allow_empty: bool = False, ctx=None) -> dict:
     """Read the directory and store its OU tree, computers, groups and where each machine sits.
 
     Returns what changed (or, with ``dry_run``, what would change) as a JSON-able dict. Raises
@@ -803,7 +816,9 @@ def directory_sync(
         if not dry_run:
             _record_error(source, message)
         raise DirectorySyncFailed(f"directory {source.name}: {message}")
-    progress.step(f"matched {len(plan.matched_machines)} machines; {len(plan.unmatched_machines)} have no directory object")
+    progress.step(
+        f"matched {len(plan.matched_machines)} machines; {len(plan.unmatched_machines)} have no directory object"
+    )
 
     if dry_run:
         progress.finish("dry run: nothing was written")

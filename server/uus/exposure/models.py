@@ -16,8 +16,7 @@ class Finding(models.Model):
     [introduced, fixed) of affected entry `affected`."""
 
     id = models.BigAutoField(primary_key=True)
-    package_set = models.ForeignKey("inventory.PackageSet", on_delete=models.CASCADE, related_name="+",
-                                    db_index=False)
+    package_set = models.ForeignKey("inventory.PackageSet", on_delete=models.CASCADE, related_name="+", db_index=False)
     affected = models.ForeignKey("catalog.AffectedPackage", on_delete=models.CASCADE, related_name="+")
     package = models.ForeignKey("inventory.Package", on_delete=models.CASCADE, related_name="+")
 
@@ -30,8 +29,9 @@ class Finding(models.Model):
 class EvaluatedSet(models.Model):
     """A package set whose findings are complete (evaluated against every stored notice)."""
 
-    package_set = models.OneToOneField("inventory.PackageSet", on_delete=models.CASCADE, primary_key=True,
-                                       related_name="+")
+    package_set = models.OneToOneField(
+        "inventory.PackageSet", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
     evaluated = models.DateTimeField(auto_now=True)
 
 

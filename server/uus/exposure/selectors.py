@@ -78,22 +78,26 @@ def parse_query(text: str) -> Query:
 
 def _sql(where: list[str]) -> str:
     t = {
-        "f": Finding._meta.db_table, "a": AffectedPackage._meta.db_table, "m": Machine._meta.db_table,
-        "p": Package._meta.db_table, "nc": NoticeCve._meta.db_table, "c": Cve._meta.db_table,
+        "f": Finding._meta.db_table,
+        "a": AffectedPackage._meta.db_table,
+        "m": Machine._meta.db_table,
+        "p": Package._meta.db_table,
+        "nc": NoticeCve._meta.db_table,
+        "c": Cve._meta.db_table,
         "n": Notice._meta.db_table,
     }
     return f"""
         SELECT mc.id, mc.hostname, mc.kernel, mc.release, a.notice_id, nc.cve_id, nc.priority, c.priority,
                n.priority, p.id, p.name, p.architecture, p.version, p.source, p.source_version, a.fixed, a.is_pro,
                a.ecosystem, a.binaries, mc.package_set_id, p.source_version_key, a.fixed_key, a.cves
-        FROM {t['f']} f
-        JOIN {t['a']} a ON a.id = f.affected_id
-        JOIN {t['m']} mc ON mc.package_set_id = f.package_set_id AND mc.release = a.release AND mc.is_revoked = %s
-        JOIN {t['p']} p ON p.id = f.package_id
-        JOIN {t['n']} n ON n.id = a.notice_id
-        LEFT JOIN {t['nc']} nc ON nc.notice_id = a.notice_id
-        LEFT JOIN {t['c']} c ON c.id = nc.cve_id
-        WHERE {' AND '.join(where) or '1=1'}
+        FROM {t["f"]} f
+        JOIN {t["a"]} a ON a.id = f.affected_id
+        JOIN {t["m"]} mc ON mc.package_set_id = f.package_set_id AND mc.release = a.release AND mc.is_revoked = %s
+        JOIN {t["p"]} p ON p.id = f.package_id
+        JOIN {t["n"]} n ON n.id = a.notice_id
+        LEFT JOIN {t["nc"]} nc ON nc.notice_id = a.notice_id
+        LEFT JOIN {t["c"]} c ON c.id = nc.cve_id
+        WHERE {" AND ".join(where) or "1=1"}
     """
 
 
@@ -137,10 +141,9 @@ def _fixed_kernels(machine_ids: set[int], sources: set[str]) -> dict[tuple[int, 
 
     out: dict[tuple[int, str], list[tuple[bytes, str]]] = defaultdict(list)
     prefix = "package_set__set_chunks__chunk__members__"
-    rows = (Machine.objects.filter(pk__in=machine_ids, **{f"{prefix}package__source__in": sources,
-                                                            f"{prefix}status": PackageStatus.INSTALLED})
-            .values_list("pk", f"{prefix}package__source", f"{prefix}package__source_version_key",
-                         f"{prefix}package__name"))
+    rows = Machine.objects.filter(
+        pk__in=machine_ids, **{f"{prefix}package__source__in": sources, f"{prefix}status": PackageStatus.INSTALLED}
+    ).values_list("pk", f"{prefix}package__source", f"{prefix}package__source_version_key", f"{prefix}package__name")
     _ = PackageChunkMember  # the join above walks it
     for mid, source, key, name in rows:
         out[(mid, source)].append((bytes(key), name))
@@ -154,8 +157,31 @@ def findings(q: Query, *, include_not_running: bool = False) -> list[dict]:
     kernel_rows = [r for r in raw if _is_kernel(r[13], r[10])]
     others = _fixed_kernels({r[0] for r in kernel_rows}, {r[13] for r in kernel_rows}) if kernel_rows else {}
     best: dict[tuple, dict] = {}
-    for (mid, host, kernel, release, notice, cve, nc_prio, cve_prio, notice_prio, pid, name, arch, version,
-         source, source_version, fixed, is_pro, ecosystem, binaries, set_id, sv_key, fixed_key, entry_cves) in raw:
+    for (
+        mid,
+        host,
+        kernel,
+        release,
+        notice,
+        cve,
+        nc_prio,
+        cve_prio,
+        notice_prio,
+        _pid,
+        name,
+        arch,
+        version,
+        source,
+        source_version,
+        fixed,
+        is_pro,
+        ecosystem,
+        binaries,
+        _set_id,
+        _sv_key,
+        fixed_key,
+        entry_cves,
+    ) in raw:
         if isinstance(entry_cves, str):
             entry_cves = json.loads(entry_cves)
         if entry_cves and cve not in entry_cves:
@@ -176,22 +202,41 @@ def findings(q: Query, *, include_not_running: bool = False) -> list[dict]:
             binaries = json.loads(binaries)
         fixed_binary = next((b.get("version") for b in (binaries or []) if b.get("name") == name), None)
         row = {
-            "hostname": host, "machine_id": mid, "release": release, "notice": notice, "cve": cve,
-            "package": name, "architecture": arch, "installed_version": version, "source": source,
-            "installed_source_version": source_version, "fixed_version": fixed or None,
-            "fixed_binary_version": fixed_binary, "priority": priority, "status": status, "pro_only": bool(is_pro),
+            "hostname": host,
+            "machine_id": mid,
+            "release": release,
+            "notice": notice,
+            "cve": cve,
+            "package": name,
+            "architecture": arch,
+            "installed_version": version,
+            "source": source,
+            "installed_source_version": source_version,
+            "fixed_version": fixed or None,
+            "fixed_binary_version": fixed_binary,
+            "priority": priority,
+            "status": status,
+            "pro_only": bool(is_pro),
             "ecosystem": ecosystem,
         }
         key = (mid, notice, cve, name, arch)
         prev = best.get(key)
         # An entry for the plain release beats one that needs Ubuntu Pro; among equals the higher fix wins.
-        if prev is None or (prev["pro_only"] and not row["pro_only"]) or (
-            prev["pro_only"] == row["pro_only"] and fixed and prev["fixed_version"]
-            and version_key(fixed) > version_key(prev["fixed_version"])
+        if (
+            prev is None
+            or (prev["pro_only"] and not row["pro_only"])
+            or (
+                prev["pro_only"] == row["pro_only"]
+                and fixed
+                and prev["fixed_version"]
+                and version_key(fixed) > version_key(prev["fixed_version"])
+            )
         ):
             best[key] = row
-    return sorted(best.values(), key=lambda r: (-priority_rank(r["priority"]), r["hostname"], r["notice"],
-                                                r["cve"] or "", r["package"]))
+    return sorted(
+        best.values(),
+        key=lambda r: (-priority_rank(r["priority"]), r["hostname"], r["notice"], r["cve"] or "", r["package"]),
+    )
 
 
 def summary(rows: list[dict]) -> dict:
@@ -225,5 +270,9 @@ def fleet_overview(top: int = 10) -> dict:
     for rank in worst.values():
         by_priority[names[rank]] += 1
     top_notices = sorted(((n, len(m)) for n, m in per_notice.items()), key=lambda x: (-x[1], x[0]))[:top]
-    return {"exposed_machines": len(worst), "by_priority": dict(by_priority), "top_notices": top_notices,
-            "findings": len(rows)}
+    return {
+        "exposed_machines": len(worst),
+        "by_priority": dict(by_priority),
+        "top_notices": top_notices,
+        "findings": len(rows),
+    }

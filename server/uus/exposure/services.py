@@ -21,20 +21,22 @@ _BATCH = 500
 
 def _insert_sql(where: str) -> str:
     t = {
-        "finding": Finding._meta.db_table, "affected": AffectedPackage._meta.db_table,
-        "package": Package._meta.db_table, "member": PackageChunkMember._meta.db_table,
+        "finding": Finding._meta.db_table,
+        "affected": AffectedPackage._meta.db_table,
+        "package": Package._meta.db_table,
+        "member": PackageChunkMember._meta.db_table,
         "setchunk": PackageSetChunk._meta.db_table,
     }
     # One statement: the database compares dpkg byte keys on its indexes; nothing goes through Python.
     return f"""
-        INSERT INTO {t['finding']} (package_set_id, affected_id, package_id)
+        INSERT INTO {t["finding"]} (package_set_id, affected_id, package_id)
         SELECT DISTINCT sc.package_set_id, a.id, p.id
-        FROM {t['affected']} a
-        JOIN {t['package']} p ON p.source = a.source
+        FROM {t["affected"]} a
+        JOIN {t["package"]} p ON p.source = a.source
              AND p.source_version_key >= a.introduced_key
              AND (a.fixed_key IS NULL OR p.source_version_key < a.fixed_key)
-        JOIN {t['member']} m ON m.package_id = p.id AND m.status = {int(PackageStatus.INSTALLED)}
-        JOIN {t['setchunk']} sc ON sc.chunk_id = m.chunk_id
+        JOIN {t["member"]} m ON m.package_id = p.id AND m.status = {int(PackageStatus.INSTALLED)}
+        JOIN {t["setchunk"]} sc ON sc.chunk_id = m.chunk_id
         WHERE {where}
         ON CONFLICT DO NOTHING
     """
@@ -77,8 +79,12 @@ def exposure_evaluate_notices(notice_ids: Iterable[str]) -> int:
 def exposure_evaluate_pending() -> int:
     """Evaluate every package set in use that has not been evaluated yet (after an upgrade, or sets
     created while evaluation was switched off)."""
-    pending = (PackageSet.objects.filter(machines__isnull=False).exclude(pk__in=EvaluatedSet.objects.values("pk"))
-               .values_list("pk", flat=True).distinct())
+    pending = (
+        PackageSet.objects.filter(machines__isnull=False)
+        .exclude(pk__in=EvaluatedSet.objects.values("pk"))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
     return exposure_evaluate_sets(list(pending))
 
 

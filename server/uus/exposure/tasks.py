@@ -26,7 +26,8 @@ def exposure_snapshot(ctx):
     overview = selectors.fleet_overview()
     today = timezone.now().date()
     for priority, machines in overview["by_priority"].items():
-        ExposureSnapshot.objects.update_or_create(day=today, priority=priority,
-                                                  defaults={"machines": machines, "findings": overview["findings"]})
+        ExposureSnapshot.objects.update_or_create(
+            day=today, priority=priority, defaults={"machines": machines, "findings": overview["findings"]}
+        )
     ctx.log(f"{overview['exposed_machines']} exposed machines")
     return overview["by_priority"]

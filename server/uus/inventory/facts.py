@@ -15,11 +15,14 @@ def _text(facts: dict, key: str, limit: int, *, required: bool = False, where: s
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInventory(f"{where}.{key} must be a non-empty string" if required else
-                               f"{where}.{key} must be a string or null", details={f"{where}.{key}": "invalid"})
+        raise InvalidInventory(
+            f"{where}.{key} must be a non-empty string" if required else f"{where}.{key} must be a string or null",
+            details={f"{where}.{key}": "invalid"},
+        )
     if len(value) > limit:
-        raise InvalidInventory(f"{where}.{key} is longer than {limit} characters",
-                               details={f"{where}.{key}": "too long"})
+        raise InvalidInventory(
+            f"{where}.{key} is longer than {limit} characters", details={f"{where}.{key}": "too long"}
+        )
     return value.strip()
 
 
@@ -43,8 +46,9 @@ def facts_fields(facts: Any) -> dict[str, Any]:
         raise InvalidInventory("facts.os must be an object", details={"facts.os": "not an object"})
     reboot = facts.get("reboot_required", False)
     if not isinstance(reboot, bool):
-        raise InvalidInventory("facts.reboot_required must be true or false",
-                               details={"facts.reboot_required": "not a boolean"})
+        raise InvalidInventory(
+            "facts.reboot_required must be true or false", details={"facts.reboot_required": "not a boolean"}
+        )
     hostname = _text(facts, "hostname", 255, required=True)
     version_id = _text(os_facts, "version_id", 64, where="facts.os")
     codename = _text(os_facts, "version_codename", 64, where="facts.os")

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ORDERINGS = {"hostname": ("hostname", "id"), "-hostname": ("-hostname", "-id"), "last_seen": ("last_seen", "id"),
-             "-last_seen": ("-last_seen", "-id"), "release": ("os_id", "release", "hostname"),
-             "-registered": ("-registered", "-id"), "registered": ("registered", "id")}
+ORDERINGS = {
+    "hostname": ("hostname", "id"),
+    "-hostname": ("-hostname", "-id"),
+    "last_seen": ("last_seen", "id"),
+    "-last_seen": ("-last_seen", "-id"),
+    "release": ("os_id", "release", "hostname"),
+    "-registered": ("-registered", "-id"),
+    "registered": ("registered", "id"),
+}
 
 
 @dataclass(frozen=True)

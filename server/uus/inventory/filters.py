@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -24,6 +23,8 @@ _AGO_RE = re.compile(r"(\d+)\s*([dhm])")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _VERSION_OPS = ("version", "version_gte", "version_gt", "version_lte", "version_lt")
+
+
 def _bool(name: str, value: str) -> bool:
     v = value.strip().lower()
     if v in _TRUE:
@@ -41,9 +42,10 @@ def _time(name: str, value: str) -> datetime:
         return timezone.now() - timedelta(**{unit: int(m.group(1))})
     when = parse_datetime(text)
     if when is None:
-        raise InvalidFilter(f"{name}: cannot read {value!r}; use an ISO 8601 time or 7d, 12h, 30m",
-                            details={name: "not a time"})
-    return when if timezone.is_aware(when) else timezone.make_aware(when, dt_timezone.utc)
+        raise InvalidFilter(
+            f"{name}: cannot read {value!r}; use an ISO 8601 time or 7d, 12h, 30m", details={name: "not a time"}
+        )
+    return when if timezone.is_aware(when) else timezone.make_aware(when, UTC)
 
 
 class MachineFilterSet:
@@ -111,8 +113,9 @@ class MachineFilterSet:
 
             qs = machines_in_ou(c["ou"], queryset=qs)
         if "package" in c or "source" in c:
-            packages = packages_matching(name=c.get("package", ""), source=c.get("source", ""),
-                                         **{op: c.get(op) for op in _VERSION_OPS})
+            packages = packages_matching(
+                name=c.get("package", ""), source=c.get("source", ""), **{op: c.get(op) for op in _VERSION_OPS}
+            )
             qs = machines_with_packages(qs, packages)
         if "needs_reboot" in c:
             qs = qs.filter(is_reboot_required=c["needs_reboot"])

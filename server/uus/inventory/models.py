@@ -143,8 +143,9 @@ class Machine(TimeStampedModel):
     os_version_id = models.CharField(max_length=64, blank=True, default="")
     os_codename = models.CharField(max_length=64, blank=True, default="")
     os_pretty_name = models.CharField(max_length=255, blank=True, default="")
-    release = models.CharField(max_length=64, blank=True, default="", db_index=True,
-                               help_text='"22.04", "12": VERSION_ID, else the codename')
+    release = models.CharField(
+        max_length=64, blank=True, default="", db_index=True, help_text='"22.04", "12": VERSION_ID, else the codename'
+    )
     kernel = models.CharField(max_length=255, blank=True, default="")
     architecture = models.CharField(max_length=64, blank=True, default="")
     is_reboot_required = models.BooleanField(default=False)
@@ -156,15 +157,17 @@ class Machine(TimeStampedModel):
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
     inventory_updated = models.DateTimeField(null=True, blank=True)
     inventory_hash = models.CharField(max_length=64, blank=True, default="")
-    package_set = models.ForeignKey(PackageSet, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="machines")
+    package_set = models.ForeignKey(
+        PackageSet, null=True, blank=True, on_delete=models.PROTECT, related_name="machines"
+    )
 
     is_revoked = models.BooleanField(default=False)
     is_clone_suspected = models.BooleanField(default=False)
     clone_suspected_at = models.DateTimeField(null=True, blank=True)
     enrollment_group = models.CharField(max_length=200, blank=True, default="", db_index=True)
-    enrollment_token = models.ForeignKey(EnrollmentToken, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="machines")
+    enrollment_token = models.ForeignKey(
+        EnrollmentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="machines"
+    )
 
     # Credentials: `Authorization: Machine <client_id>:<secret>`. Only sha256 hashes are stored.
     client_id = models.CharField(max_length=64, unique=True)

@@ -12,6 +12,7 @@ addressed by the sha256 of its lines (see docs/decisions/0003-inventory-storage.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import zlib
 from collections.abc import Iterable
@@ -97,7 +98,7 @@ def entries_from_json(packages: object, field: str = "packages") -> list[Entry]:
         first = next(iter(problems.items()))
         raise InvalidInventory(f"invalid package in {first[0]}: {first[1]}", details=problems)
     entries.sort(key=_key)
-    for a, b in zip(entries, entries[1:], strict=False):
+    for a, b in itertools.pairwise(entries):
         if a[0] == b[0] and a[1] == b[1]:
             raise InvalidInventory(f"{field} lists {a[0]}:{a[1]} twice", details={field: f"duplicate {a[0]}:{a[1]}"})
     return entries
@@ -109,8 +110,10 @@ def keys_from_json(removed: object, field: str = "removed") -> list[tuple[str, s
     keys = []
     for i, r in enumerate(removed):
         if not isinstance(r, dict) or not valid_name(r.get("name")) or not valid_architecture(r.get("architecture")):
-            raise InvalidInventory(f"{field}[{i}] must be {{name, architecture}} with a valid package name",
-                                   details={f"{field}[{i}]": "invalid"})
+            raise InvalidInventory(
+                f"{field}[{i}] must be {{name, architecture}} with a valid package name",
+                details={f"{field}[{i}]": "invalid"},
+            )
         keys.append((r["name"], r["architecture"]))
     return keys
 

@@ -37,8 +37,7 @@ def machine_get(*, ident: str) -> Machine:
     except ValueError:
         found = None
     if found is None:
-        found = (qs.filter(Q(hostname=ident) | Q(fqdn=ident))
-                 .order_by("is_revoked", "-last_seen", "-id").first())
+        found = qs.filter(Q(hostname=ident) | Q(fqdn=ident)).order_by("is_revoked", "-last_seen", "-id").first()
     if found is None:
         raise MachineNotFound(f"no machine named or numbered {ident!r}")
     return found
@@ -77,9 +76,16 @@ def machine_history(*, machine: Machine) -> QuerySet[PackageChange]:
     return PackageChange.objects.filter(machine=machine).order_by("-time", "-id")
 
 
-def packages_matching(*, name: str = "", source: str = "", version_gte: str | None = None,
-                      version_gt: str | None = None, version_lte: str | None = None,
-                      version_lt: str | None = None, version: str | None = None) -> QuerySet[Package]:
+def packages_matching(
+    *,
+    name: str = "",
+    source: str = "",
+    version_gte: str | None = None,
+    version_gt: str | None = None,
+    version_lte: str | None = None,
+    version_lt: str | None = None,
+    version: str | None = None,
+) -> QuerySet[Package]:
     """Packages by binary `name` (bounds on its version) or by `source` (bounds on the source version)."""
     qs = Package.objects.all()
     field = "version_key"
@@ -107,8 +113,9 @@ def machines_with_packages(qs: QuerySet[Machine], packages: QuerySet[Package]) -
     return qs.filter(package_set_id__in=sets)
 
 
-def machines_with_source(*, source: str, release: str | None = None, version_lt: str | None = None,
-                         version_gte: str | None = None) -> QuerySet[Machine]:
+def machines_with_source(
+    *, source: str, release: str | None = None, version_lt: str | None = None, version_gte: str | None = None
+) -> QuerySet[Machine]:
     """Machines with a binary of source package `source` installed, optionally only on `release`
     and only where the installed source version is below `version_lt` (a fixed version)."""
     qs = Machine.objects.filter(is_revoked=False)
@@ -122,11 +129,18 @@ def machine_source_versions(*, source: str, release: str | None = None, version_
     for every installed binary of `source` (below `version_lt` if given), in one query."""
     packages = packages_matching(source=source, version_lt=version_lt)
     prefix = "package_set__set_chunks__chunk__members__"
-    qs = Machine.objects.filter(is_revoked=False, **{f"{prefix}package__in": packages,
-                                                    f"{prefix}status__in": PRESENT_STATUSES})
+    qs = Machine.objects.filter(
+        is_revoked=False, **{f"{prefix}package__in": packages, f"{prefix}status__in": PRESENT_STATUSES}
+    )
     if release:
         qs = qs.filter(release=release)
     return qs.values_list(
-        "id", "uuid", "hostname", "release", f"{prefix}package__name", f"{prefix}package__architecture",
-        f"{prefix}package__version", f"{prefix}package__source_version",
+        "id",
+        "uuid",
+        "hostname",
+        "release",
+        f"{prefix}package__name",
+        f"{prefix}package__architecture",
+        f"{prefix}package__version",
+        f"{prefix}package__source_version",
     ).order_by("hostname", "id")

@@ -17,8 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -81,18 +80,24 @@ def parse_expiry(value: str | None) -> datetime | None:
     if when is None:
         raise UusError(f"cannot read expiry '{value}': use e.g. 7d, 12h or 2026-12-31T00:00:00Z", code="invalid")
     if timezone.is_naive(when):
-        when = timezone.make_aware(when, dt_timezone.utc)
+        when = timezone.make_aware(when, UTC)
     return when
 
 
-def enrollment_token_create(*, comment: str = "", group: str = "", expires: datetime | None = None,
-                            max_uses: int | None = None, user=None) -> tuple[EnrollmentToken, str]:
+def enrollment_token_create(
+    *, comment: str = "", group: str = "", expires: datetime | None = None, max_uses: int | None = None, user=None
+) -> tuple[EnrollmentToken, str]:
     if max_uses is not None and max_uses < 1:
         raise UusError("max_uses must be at least 1", code="invalid")
     key = ENROLL_PREFIX + secrets.token_urlsafe(24)
     token = EnrollmentToken.objects.create(
-        prefix=key[:12], key_hash=key_hash(key), comment=comment, group=group, expires=expires,
-        max_uses=max_uses, created_by=user if user is not None and user.is_authenticated else None,
+        prefix=key[:12],
+        key_hash=key_hash(key),
+        comment=comment,
+        group=group,
+        expires=expires,
+        max_uses=max_uses,
+        created_by=user if user is not None and user.is_authenticated else None,
         created_by_name=getattr(user, "username", "") or "",
     )
     return token, key
@@ -150,9 +155,12 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
     now = timezone.now()
     machine = None
     if fields["machine_id"]:
-        machine = (Machine.objects.select_for_update()
-                   .filter(machine_id=fields["machine_id"], hostname=fields["hostname"], is_revoked=False)
-                   .order_by("-last_seen", "-id").first())
+        machine = (
+            Machine.objects.select_for_update()
+            .filter(machine_id=fields["machine_id"], hostname=fields["hostname"], is_revoked=False)
+            .order_by("-last_seen", "-id")
+            .first()
+        )
     values = {
         **fields,
         "agent_version": agent_version[:64],
@@ -167,21 +175,27 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
         values["enrollment_group"] = enrollment.group
     if machine is None:
         machine = Machine.objects.create(registered=now, **values)
-        log.info("machine %s (%s) registered with enrollment token %s", machine.hostname, machine.uuid,
-                 enrollment.prefix)
+        log.info(
+            "machine %s (%s) registered with enrollment token %s", machine.hostname, machine.uuid, enrollment.prefix
+        )
     else:
         for name, value in values.items():
             setattr(machine, name, value)
         machine.save()
-        log.info("machine %s (%s) registered again with enrollment token %s; its old credentials are void",
-                 machine.hostname, machine.uuid, enrollment.prefix)
+        log.info(
+            "machine %s (%s) registered again with enrollment token %s; its old credentials are void",
+            machine.hostname,
+            machine.uuid,
+            enrollment.prefix,
+        )
     return Credentials(machine=machine, client_id=machine.client_id, secret=secret, exchange_token=exchange)
 
 
 def machine_authenticate(*, client_id: str, secret: str) -> Machine:
     """The machine with these credentials, or MachineUnauthorized / MachineRevoked."""
-    machine = next(iter(Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked")
-                        .order_by()[:1]), None)
+    machine = next(
+        iter(Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked").order_by()[:1]), None
+    )
     if machine is None or not _same(machine.secret_hash, secret):
         raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
@@ -205,8 +219,15 @@ class CheckIn:
 
 
 @transaction.atomic
-def machine_check_in(*, machine: Machine, exchange_token: str, facts: dict, inventory_hash: str,
-                     previous_inventory_hash: str | None, agent_version: str = "") -> CheckIn:
+def machine_check_in(
+    *,
+    machine: Machine,
+    exchange_token: str,
+    facts: dict,
+    inventory_hash: str,
+    previous_inventory_hash: str | None,
+    agent_version: str = "",
+) -> CheckIn:
     """Record a check-in: rotate the exchange token, store facts, decide which inventory to ask for.
 
     Exchange tokens: the current one rotates; the previous one (the agent lost our last answer) is
@@ -260,8 +281,12 @@ def machine_flag_clone(*, machine: Machine) -> None:
     """Mark a machine whose credentials two agents use; called outside the refused request's transaction."""
     now = timezone.now()
     Machine.objects.filter(pk=machine.pk).update(is_clone_suspected=True, clone_suspected_at=now, updated=now)
-    log.warning("machine %s (%s): an old exchange token was presented; two agents share its credentials "
-                "(clone suspected), the check-in was refused", machine.hostname, machine.uuid)
+    log.warning(
+        "machine %s (%s): an old exchange token was presented; two agents share its credentials "
+        "(clone suspected), the check-in was refused",
+        machine.hostname,
+        machine.uuid,
+    )
 
 
 def machine_revoke(*, machine: Machine, user=None) -> Machine:
@@ -301,9 +326,9 @@ def _lookup_packages(keys: list[tuple]) -> dict[tuple, int]:
     wanted = set(keys)
     for i in range(0, len(keys), _BATCH):
         part = keys[i : i + _BATCH]
-        rows = Package.objects.filter(
-            name__in={k[0] for k in part}, version__in={k[2] for k in part}
-        ).values_list("id", "name", "architecture", "version", "source", "source_version")
+        rows = Package.objects.filter(name__in={k[0] for k in part}, version__in={k[2] for k in part}).values_list(
+            "id", "name", "architecture", "version", "source", "source_version"
+        )
         for row in rows:
             if row[1:] in wanted:
                 found[row[1:]] = row[0]
@@ -326,9 +351,20 @@ def package_ids(keys: Iterable[tuple[str, str, str, str, str]]) -> dict[tuple, i
     absent = [k for k in missing if k not in found]
     if absent:
         Package.objects.bulk_create(
-            [Package(name=k[0], architecture=k[1], version=k[2], source=k[3], source_version=k[4],
-                     version_key=version_key(k[2]), source_version_key=version_key(k[4])) for k in absent],
-            ignore_conflicts=True, batch_size=_BATCH,
+            [
+                Package(
+                    name=k[0],
+                    architecture=k[1],
+                    version=k[2],
+                    source=k[3],
+                    source_version=k[4],
+                    version_key=version_key(k[2]),
+                    source_version_key=version_key(k[4]),
+                )
+                for k in absent
+            ],
+            ignore_conflicts=True,
+            batch_size=_BATCH,
         )
         found.update(_lookup_packages(absent))
     transaction.on_commit(lambda: _remember(found))
@@ -351,8 +387,11 @@ def _chunks_get_or_create(chunks: dict[str, list[pk.Entry]]) -> list[int]:
                 if any(c.pk is None for c in made):  # a backend that cannot return ids
                     made = list(PackageChunk.objects.filter(digest__in=missing))
                 PackageChunkMember.objects.bulk_create(
-                    [PackageChunkMember(chunk_id=c.pk, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
-                     for c in made for e in chunks[c.digest]],
+                    [
+                        PackageChunkMember(chunk_id=c.pk, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
+                        for c in made
+                        for e in chunks[c.digest]
+                    ],
                     batch_size=_BATCH,
                 )
                 existing.update({c.digest: c.pk for c in made})
@@ -362,8 +401,12 @@ def _chunks_get_or_create(chunks: dict[str, list[pk.Entry]]) -> list[int]:
                     with transaction.atomic():
                         c = PackageChunk.objects.create(digest=d, size=len(chunks[d]))
                         PackageChunkMember.objects.bulk_create(
-                            [PackageChunkMember(chunk=c, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
-                             for e in chunks[d]], batch_size=_BATCH)
+                            [
+                                PackageChunkMember(chunk=c, package_id=ids[e[:5]], status=STATUS_CODES[e[5]])
+                                for e in chunks[d]
+                            ],
+                            batch_size=_BATCH,
+                        )
                 except IntegrityError:
                     c = PackageChunk.objects.get(digest=d)
                 existing[d] = c.pk
@@ -389,8 +432,12 @@ def package_set_entries(package_set_id: int) -> list[pk.Entry]:
     """The full inventory of a set, sorted by (name, architecture)."""
     chunk_ids = list(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
     rows = PackageChunkMember.objects.filter(chunk_id__in=chunk_ids).values_list(
-        "package__name", "package__architecture", "package__version", "package__source",
-        "package__source_version", "status",
+        "package__name",
+        "package__architecture",
+        "package__version",
+        "package__source",
+        "package__source_version",
+        "status",
     )
     entries = [(n, a, v, s, sv, STATUS_NAMES[st]) for n, a, v, s, sv, st in rows]
     entries.sort(key=lambda e: (e[0], e[1]))
@@ -428,8 +475,11 @@ def _diff(old: dict, new: dict, machine: Machine, now) -> tuple[list[PackageChan
             kind, old_v, new_v = ChangeKind.INSTALLED, None, n[0]
         else:
             continue  # config files purged or left behind again: nothing was installed either way
-        changes.append(PackageChange(machine=machine, time=now, kind=kind, name=k[0], architecture=k[1],
-                                     old_version=old_v, new_version=new_v))
+        changes.append(
+            PackageChange(
+                machine=machine, time=now, kind=kind, name=k[0], architecture=k[1], old_version=old_v, new_version=new_v
+            )
+        )
     return changes, changed_ids
 
 
@@ -453,7 +503,12 @@ def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | Non
         old: dict = {}
         new: dict = {}
         rows = PackageChunkMember.objects.filter(chunk_id__in=gone | came).values_list(
-            "chunk_id", "package_id", "status", "package__name", "package__architecture", "package__version",
+            "chunk_id",
+            "package_id",
+            "status",
+            "package__name",
+            "package__architecture",
+            "package__version",
             "package__version_key",
         )
         for chunk_id, package_id, status, name, arch, version, vkey in rows:
@@ -498,8 +553,9 @@ class DeltaHashMismatch(HashMismatch):
 
 
 @transaction.atomic
-def inventory_apply_delta(*, machine: Machine, inventory_hash: str, base_hash: str, added: list[pk.Entry],
-                          removed: list[tuple[str, str]]) -> Machine:
+def inventory_apply_delta(
+    *, machine: Machine, inventory_hash: str, base_hash: str, added: list[pk.Entry], removed: list[tuple[str, str]]
+) -> Machine:
     """Apply a change relative to `base_hash` (the machine's stored inventory, or another the server
     knows); the result must hash to `inventory_hash`."""
     if machine.package_set_id and base_hash == machine.inventory_hash:
@@ -533,8 +589,9 @@ def package_sets_collect(*, batch: int = 500, grace: timedelta = PACKAGE_SET_GRA
     cutoff = timezone.now() - grace
     sets = chunks = 0
     while True:
-        ids = list(PackageSet.objects.filter(machines__isnull=True, created__lt=cutoff)
-                   .values_list("id", flat=True)[:batch])
+        ids = list(
+            PackageSet.objects.filter(machines__isnull=True, created__lt=cutoff).values_list("id", flat=True)[:batch]
+        )
         if not ids:
             break
         try:
@@ -546,8 +603,11 @@ def package_sets_collect(*, batch: int = 500, grace: timedelta = PACKAGE_SET_GRA
             log.info("a package set was adopted while being collected; it is kept")
             break
     while True:
-        ids = list(PackageChunk.objects.filter(set_chunks__isnull=True, created__lt=cutoff)
-                   .values_list("id", flat=True)[:batch])
+        ids = list(
+            PackageChunk.objects.filter(set_chunks__isnull=True, created__lt=cutoff).values_list("id", flat=True)[
+                :batch
+            ]
+        )
         if not ids:
             break
         try:

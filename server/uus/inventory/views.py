@@ -30,12 +30,25 @@ def machine_list(request):
         error, fs = exc.message, MachineFilterSet({})
         qs = fs.filter(selectors.machine_list())
     counts = selectors.machine_counts(qs)
-    chart = bar_chart([(f"{r['os_id']} {r['release']}".strip() or "unknown", r["n"],
-                        RELEASE_COLORS[i % len(RELEASE_COLORS)]) for i, r in enumerate(counts["releases"])])
+    chart = bar_chart(
+        [
+            (f"{r['os_id']} {r['release']}".strip() or "unknown", r["n"], RELEASE_COLORS[i % len(RELEASE_COLORS)])
+            for i, r in enumerate(counts["releases"])
+        ]
+    )
     page = Paginator(qs, 100).get_page(request.GET.get("page"))
-    return render(request, "inventory/machine_list.html", {
-        "page": page, "f": fs.data, "counts": counts, "chart": chart, "error": error,
-    }, status=400 if error else 200)
+    return render(
+        request,
+        "inventory/machine_list.html",
+        {
+            "page": page,
+            "f": fs.data,
+            "counts": counts,
+            "chart": chart,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
 
 
 @login_required
@@ -43,11 +56,20 @@ def machine_detail(request, uuid):
     machine = get_object_or_404(Machine.objects.select_related("package_set"), uuid=uuid)
     search = request.GET.get("q", "")
     packages = Paginator(selectors.machine_packages(machine=machine, search=search), 200).get_page(
-        request.GET.get("page"))
+        request.GET.get("page")
+    )
     history = selectors.machine_history(machine=machine)[:200]
-    return render(request, "inventory/machine_detail.html", {
-        "machine": machine, "page": packages, "history": history, "q": search, "status_names": STATUS_NAMES,
-    })
+    return render(
+        request,
+        "inventory/machine_detail.html",
+        {
+            "machine": machine,
+            "page": packages,
+            "history": history,
+            "q": search,
+            "status_names": STATUS_NAMES,
+        },
+    )
 
 
 @role_required("admin")

@@ -28,8 +28,15 @@ def _name_of(fn: Callable | str) -> str:
     return fn if isinstance(fn, str) else getattr(fn, "job_name", "")
 
 
-def dispatch(fn: Callable | str, *, kwargs: dict | None = None, locks: list[str] | tuple = (), user=None,
-             title: str | None = None, schedule: Schedule | None = None) -> Job:
+def dispatch(
+    fn: Callable | str,
+    *,
+    kwargs: dict | None = None,
+    locks: list[str] | tuple = (),
+    user=None,
+    title: str | None = None,
+    schedule: Schedule | None = None,
+) -> Job:
     """Queue a @job function; the worker runs it. Returns the stored Job row."""
     spec = registry.get(_name_of(fn))
     job = Job.objects.create(
@@ -121,13 +128,22 @@ def job_run(job: Job, *, on_progress: Callable | None = None) -> Job:
         job.progress_done = job.progress_total
     job.state, job.result, job.error, job.finished = state, result, error, timezone.now()
     job.log = ctx.log_text[-1_000_000:]
-    job.save(update_fields=["state", "result", "error", "finished", "log", "progress_done", "progress_total",
-                            "updated"])
+    job.save(
+        update_fields=["state", "result", "error", "finished", "log", "progress_done", "progress_total", "updated"]
+    )
     return job
 
 
-def job_run_inline(fn: Callable | str, *, kwargs: dict | None = None, locks=(), user=None, title=None,
-                   on_progress: Callable | None = None, worker: str = "cli") -> Job:
+def job_run_inline(
+    fn: Callable | str,
+    *,
+    kwargs: dict | None = None,
+    locks=(),
+    user=None,
+    title=None,
+    on_progress: Callable | None = None,
+    worker: str = "cli",
+) -> Job:
     """Run a job in this process now (CLI commands), still recorded as a Job row for the UI.
     Waits for conflicting locks held by running jobs rather than interleaving with them."""
     import time
@@ -204,9 +220,10 @@ def schedules_run_due() -> list[Job]:
         with transaction.atomic():
             if not Schedule.objects.filter(pk=sched.pk, next_run=sched.next_run).update(next_run=nxt):
                 continue
-            if sched.last_job_id and Job.objects.filter(
-                pk=sched.last_job_id, state__in=[JobState.QUEUED, JobState.RUNNING]
-            ).exists():
+            if (
+                sched.last_job_id
+                and Job.objects.filter(pk=sched.last_job_id, state__in=[JobState.QUEUED, JobState.RUNNING]).exists()
+            ):
                 continue  # the previous run is still going; don't pile up
             job = dispatch(sched.job_name, kwargs=sched.kwargs, schedule=sched)
             Schedule.objects.filter(pk=sched.pk).update(last_job=job)

@@ -68,13 +68,9 @@ DATA_MEMBERS = (
 )
 MANDATORY_FIELDS = ("Package", "Version", "Architecture", "Maintainer", "Description")
 # Fields the archive computes; a control file must not be able to inject them into an index.
-INDEX_ONLY_FIELDS = frozenset(
-    f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Status")
-)
+INDEX_ONLY_FIELDS = frozenset(f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", "Status"))
 
-_SINGLE_LINE_FIELDS = frozenset(
-    ("package", "version", "architecture", "maintainer", "source", "installed-size")
-)
+_SINGLE_LINE_FIELDS = frozenset(("package", "version", "architecture", "maintainer", "source", "installed-size"))
 MAX_CONTROL_TAR_BYTES = 64 * 1024 * 1024  # decompressed; a real one is a few KiB to a few MiB
 MAX_CONTROL_FILE_BYTES = 1024 * 1024
 DPKG_DEB_TIMEOUT = 120  # seconds; --info only reads the control member
@@ -96,8 +92,7 @@ _CPUS = frozenset(
     "riscv64 s390 s390x sh3 sh3eb sh4 sh4eb sparc sparc64 tilegx x32".split()
 )
 _OS_PREFIXES = frozenset(
-    "hurd kfreebsd knetbsd kopensolaris musl-linux uclibc-linux netbsd openbsd freebsd darwin "
-    "solaris aix mint".split()
+    "hurd kfreebsd knetbsd kopensolaris musl-linux uclibc-linux netbsd openbsd freebsd darwin solaris aix mint".split()
 )
 
 
@@ -295,9 +290,7 @@ def _check_control(fields: dict[str, str]) -> None:
         if not m or not valid_package_name(m.group(1)):
             raise InvalidPackage(f"invalid Source field {source!r}")
         if m.group(2) and version_problem(m.group(2)):
-            raise InvalidPackage(
-                f"invalid source version {m.group(2)!r}: {version_problem(m.group(2))}"
-            )
+            raise InvalidPackage(f"invalid source version {m.group(2)!r}: {version_problem(m.group(2))}")
     size = _get(fields, "Installed-Size")
     if size and not size.isdigit():
         raise InvalidPackage(f"Installed-Size {size!r} is not a number of KiB")
@@ -352,9 +345,7 @@ def _ar_members(f: BinaryIO, file_size: int) -> list[_Member]:
         size = int(raw_size)
         data_at = pos + AR_HEADER_LEN
         if data_at + size > file_size:
-            raise InvalidPackage(
-                f"truncated: {name} ends early ({file_size - data_at} of {size} bytes present)"
-            )
+            raise InvalidPackage(f"truncated: {name} ends early ({file_size - data_at} of {size} bytes present)")
         members.append(_Member(name, data_at, size))
         pos = data_at + size + (size & 1)
         if pos > file_size and name.startswith("data.tar"):
@@ -368,17 +359,13 @@ def _check_layout(members: list[_Member]) -> tuple[_Member, _Member, _Member]:
         raise InvalidPackage("truncated: the ar archive has no members")
     first = members[0]
     if first.name != "debian-binary":
-        raise InvalidPackage(
-            f"not a Debian package: the first ar member is {first.name!r}, not debian-binary"
-        )
+        raise InvalidPackage(f"not a Debian package: the first ar member is {first.name!r}, not debian-binary")
     rest = [m for m in members[1:] if not m.name.startswith("_")]
     if not rest:
         raise InvalidPackage("truncated: the file ends after debian-binary (no control member)")
     control = rest[0]
     if control.name not in CONTROL_MEMBERS:
-        raise InvalidPackage(
-            f"ar member {control.name!r} comes where control.tar[.gz|.xz|.zst] must be"
-        )
+        raise InvalidPackage(f"ar member {control.name!r} comes where control.tar[.gz|.xz|.zst] must be")
     if len(rest) < 2:
         raise InvalidPackage(f"truncated: the file ends after {control.name} (no data member)")
     data = rest[1]
@@ -450,9 +437,7 @@ class _Decompressed:
                 stderr=subprocess.DEVNULL,
             )
         except FileNotFoundError:
-            raise InvalidPackage(
-                f"cannot check {self.member}: the zstd tool is not installed on the server"
-            ) from None
+            raise InvalidPackage(f"cannot check {self.member}: the zstd tool is not installed on the server") from None
         proc = self._proc
 
         def feed() -> None:
@@ -476,9 +461,7 @@ class _Decompressed:
             if not data:
                 self._feeder.join()
                 if self._proc.wait() != 0:
-                    raise InvalidPackage(
-                        f"truncated or corrupt: {self.member} is not a complete zstd stream"
-                    )
+                    raise InvalidPackage(f"truncated or corrupt: {self.member} is not a complete zstd stream")
                 self.done = True
             return data
         if self.dec is None:  # an uncompressed tar
@@ -496,15 +479,11 @@ class _Decompressed:
                     continue  # stream padding
                 self.dec, self._ended = self._new_decoder(), False  # concatenated streams
             if not raw:
-                raise InvalidPackage(
-                    f"truncated: {self.member} ends early (its compressed stream is incomplete)"
-                )
+                raise InvalidPackage(f"truncated: {self.member} ends early (its compressed stream is incomplete)")
             try:
                 out = self.dec.decompress(raw)
             except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-                raise InvalidPackage(
-                    f"corrupt: {self.member} does not decompress ({exc})"
-                ) from None
+                raise InvalidPackage(f"corrupt: {self.member} does not decompress ({exc})") from None
             if self.dec.eof:
                 self._pending, self._ended = self.dec.unused_data, True
             if out:
@@ -516,9 +495,7 @@ class _Decompressed:
             chunk = self._more()
             self.produced += len(chunk)
             if self.limit is not None and self.produced > self.limit:
-                raise InvalidPackage(
-                    f"{self.member} unpacks to more than {self.limit} bytes; refused"
-                )
+                raise InvalidPackage(f"{self.member} unpacks to more than {self.limit} bytes; refused")
             self.buf += chunk
         out = bytes(self.buf[:want])
         del self.buf[:want]
@@ -550,18 +527,14 @@ def _tar_name_problem(name: str) -> str | None:
 
 
 def _read_control_tar(f: BinaryIO, member: _Member) -> str:
-    stream = _Decompressed(
-        _Slice(f, member.offset, member.size), member.name, MAX_CONTROL_TAR_BYTES
-    )
+    stream = _Decompressed(_Slice(f, member.offset, member.size), member.name, MAX_CONTROL_TAR_BYTES)
     control: bytes | None = None
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 problem = _tar_name_problem(info.name)
                 if problem or info.name.startswith("/"):
-                    raise InvalidPackage(
-                        f"{member.name} entry {info.name!r} {problem or 'is an absolute path'}"
-                    )
+                    raise InvalidPackage(f"{member.name} entry {info.name!r} {problem or 'is an absolute path'}")
                 if info.islnk() and _tar_name_problem(info.linkname):
                     raise InvalidPackage(f"{member.name} hard link {info.name!r} points outside")
                 name = info.name[2:] if info.name.startswith("./") else info.name
@@ -600,9 +573,7 @@ def _check_data_tar(f: BinaryIO, member: _Member, limit: int | None) -> None:
                 if problem:
                     raise InvalidPackage(f"{member.name} entry {info.name!r} {problem}")
                 if info.islnk() and _tar_name_problem(info.linkname):
-                    raise InvalidPackage(
-                        f"{member.name} hard link {info.name!r} -> {info.linkname!r} escapes"
-                    )
+                    raise InvalidPackage(f"{member.name} hard link {info.name!r} -> {info.linkname!r} escapes")
         stream.drain()
     except tarfile.TarError as exc:
         raise InvalidPackage(f"corrupt: {member.name} is not a valid tar archive ({exc})") from None
@@ -642,9 +613,7 @@ def _second_opinion(path: Path, package: str, version: str, arch: str) -> None:
         raise InvalidPackage(f"dpkg-deb refuses the control file: {msg[:400]}")
     got = show.stdout.decode("utf-8", "replace").split("\n")[:3]
     if got != [package, version, arch]:
-        raise InvalidPackage(
-            f"dpkg-deb reads {'/'.join(got)!r}, not {package}/{version}/{arch}; refused"
-        )
+        raise InvalidPackage(f"dpkg-deb reads {'/'.join(got)!r}, not {package}/{version}/{arch}; refused")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -664,9 +633,7 @@ def _hash_file(f: BinaryIO, size: int) -> tuple[str, str, str]:
     return sha256.hexdigest(), md5.hexdigest(), sha1.hexdigest()
 
 
-def inspect_deb(
-    path: str | os.PathLike, max_bytes: int, *, max_unpacked_bytes: int | None = None
-) -> DebInfo:
+def inspect_deb(path: str | os.PathLike, max_bytes: int, *, max_unpacked_bytes: int | None = None) -> DebInfo:
     """Validate the ``.deb`` at ``path`` and describe it, or raise :class:`InvalidPackage`.
 
     ``max_bytes`` limits the file's real size; ``max_unpacked_bytes`` (default 64 x max_bytes,

@@ -82,9 +82,7 @@ class _Hasher:
         self.size += len(data)
 
     def result(self) -> FileHashes:
-        return FileHashes(
-            self.size, self.md5.hexdigest(), self.sha1.hexdigest(), self.sha256.hexdigest()
-        )
+        return FileHashes(self.size, self.md5.hexdigest(), self.sha1.hexdigest(), self.sha256.hexdigest())
 
 
 def hash_file(path: str | os.PathLike) -> FileHashes:
@@ -106,9 +104,7 @@ def _check_field(name: str, value: str) -> None:
     if "\n" in value:
         for line in value.split("\n")[1:]:
             if not line or line[0] not in " \t" or not line.strip():
-                raise InvalidIndexData(
-                    f"field {name} has a line that would end or break the stanza"
-                )
+                raise InvalidIndexData(f"field {name} has a line that would end or break the stanza")
 
 
 def format_stanza(fields: Mapping[str, str]) -> str:
@@ -187,9 +183,7 @@ def write_packages(
     if previous_dir is not None and _reuse_compressed(Path(previous_dir), directory, result):
         return result
 
-    preset = (
-        xz_preset if xz_preset is not None else (1 if result["Packages"].size > BIG_INDEX else 6)
-    )
+    preset = xz_preset if xz_preset is not None else (1 if result["Packages"].size > BIG_INDEX else 6)
     errors: list[BaseException] = []
     threads = [
         threading.Thread(
@@ -268,10 +262,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def format_release_date(when: datetime) -> str:
     """RFC 2822 in UTC, as Debian writes it ("Sat, 28 Nov 2026 10:00:00 UTC"), locale-free."""
     when = when.astimezone(UTC)
-    return (
-        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year} "
-        f"{when:%H:%M:%S} UTC"
-    )
+    return f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year} {when:%H:%M:%S} UTC"
 
 
 def write_release(

@@ -97,9 +97,7 @@ def store_file(pool_root: str | os.PathLike, src_path: str | os.PathLike, sha256
     return rel
 
 
-def ingest_deb(
-    pool_root: str | os.PathLike, path: str | os.PathLike, max_bytes: int
-) -> tuple[DebInfo, str]:
+def ingest_deb(pool_root: str | os.PathLike, path: str | os.PathLike, max_bytes: int) -> tuple[DebInfo, str]:
     """Validate an uploaded ``.deb`` and, only if dpkg would accept it, store it in the pool."""
     info = inspect_deb(path, max_bytes)
     return info, store_file(pool_root, path, info.sha256)

@@ -140,9 +140,7 @@ def _locked(lock_path: Path, timeout: float | None) -> Iterator[None]:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise PublishBusy(
-                            f"another publish of {lock_path.name[6:]} is running"
-                        ) from None
+                        raise PublishBusy(f"another publish of {lock_path.name[6:]} is running") from None
                     time.sleep(0.05)
         yield
     finally:
@@ -248,9 +246,7 @@ def publish_tree(
 # --------------------------------------------------------------------------- build_suite
 
 
-def carry_over_by_hash(
-    previous_dir: Path, new_dir: Path, *, max_age: timedelta = BY_HASH_MAX_AGE
-) -> int:
+def carry_over_by_hash(previous_dir: Path, new_dir: Path, *, max_age: timedelta = BY_HASH_MAX_AGE) -> int:
     """Hard-link the previous generation's ``by-hash/SHA256`` files into ``new_dir``.
 
     Kept: the previous generation's own indexes (clients that just read its InRelease need
@@ -303,9 +299,7 @@ def _bump_mtimes(new_dir: Path, prev_dir: Path, rels: Iterable[str]) -> None:
             os.utime(new, (stamp, stamp))
 
 
-def _as_fields(
-    pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix: str
-) -> dict[str, str]:
+def _as_fields(pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix: str) -> dict[str, str]:
     if isinstance(pkg, DebInfo):
         filename = pool_path_for(
             pkg.package,
@@ -389,9 +383,7 @@ def build_suite(
         seen = by_key.get(key)
         if seen is not None:
             if seen["SHA256"] != fields["SHA256"]:
-                raise InvalidIndexData(
-                    f"two different files claim to be {key[0]} {key[1]} {key[2]}"
-                )
+                raise InvalidIndexData(f"two different files claim to be {key[0]} {key[1]} {key[2]}")
             continue
         by_key[key] = fields
     ordered = [by_key[k] for k in sorted(by_key, key=lambda k: (k[0], k[2]))]
@@ -484,9 +476,7 @@ def load_pool_map(generation: str | os.PathLike) -> dict[str, tuple[str, int]]:
     return result
 
 
-def resolve_pool_path(
-    repo_root: str | os.PathLike, rel_path: str, pool_root: str | os.PathLike
-) -> Path | None:
+def resolve_pool_path(repo_root: str | os.PathLike, rel_path: str, pool_root: str | os.PathLike) -> Path | None:
     """The stored file to send for ``GET <repo>/<rel_path>`` (``rel_path`` = ``pool/...``).
 
     Looks in the live generation first, then in older generations still on disk (clients in

@@ -166,9 +166,7 @@ def _write_state(home: Path, state: dict) -> None:
 
 def _generate(home: Path, name_real: str, name_email: str, algo: str) -> str:
     if algo not in ALGORITHMS:
-        raise SigningError(
-            f"unsupported key algorithm {algo!r}; use one of {', '.join(ALGORITHMS)}"
-        )
+        raise SigningError(f"unsupported key algorithm {algo!r}; use one of {', '.join(ALGORITHMS)}")
     for part in (name_real, name_email):
         if any(c in part for c in "<>\n\r\0"):
             raise SigningError(f"invalid character in key user id part {part!r}")
@@ -192,9 +190,7 @@ def signing_keys(gnupg_home: str | os.PathLike) -> dict:
     return _read_state(Path(gnupg_home))
 
 
-def signing_key_ensure(
-    gnupg_home: str | os.PathLike, name_real: str, name_email: str, *, algo: str = "ed25519"
-) -> str:
+def signing_key_ensure(gnupg_home: str | os.PathLike, name_real: str, name_email: str, *, algo: str = "ed25519") -> str:
     """Return the current signing key's fingerprint, generating a key if there is none."""
     home = Path(gnupg_home)
     _prepare_home(home)
@@ -211,9 +207,7 @@ def signing_key_ensure(
     return fpr
 
 
-def signing_key_rotate(
-    gnupg_home: str | os.PathLike, name_real: str, name_email: str, *, algo: str = "ed25519"
-) -> str:
+def signing_key_rotate(gnupg_home: str | os.PathLike, name_real: str, name_email: str, *, algo: str = "ed25519") -> str:
     """Make a new key current; the previous one stays published (and co-signs) until retired."""
     home = Path(gnupg_home)
     _prepare_home(home)
@@ -252,9 +246,7 @@ def signing_key_import(
     """
     home = Path(gnupg_home)
     _prepare_home(home)
-    data = (
-        armored_secret_key.encode() if isinstance(armored_secret_key, str) else armored_secret_key
-    )
+    data = armored_secret_key.encode() if isinstance(armored_secret_key, str) else armored_secret_key
     before = set(_secret_fingerprints(home))
     proc = _gpg(home, "--status-fd", "1", "--import", stdin=data, check=False, what="import")
     imported = []
@@ -271,9 +263,7 @@ def signing_key_import(
         if fpr not in before:
             _gpg(home, "--delete-secret-and-public-key", fpr, check=False)
         _tighten(home)
-        raise SigningError(
-            "the imported key cannot sign without a passphrase; export it without one"
-        )
+        raise SigningError("the imported key cannot sign without a passphrase; export it without one")
     state = _read_state(home)
     if make_current and state.get("current") != fpr:
         old = state.get("current")

@@ -54,6 +54,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/api/v1/machines/{machine}/", "auditor"),
     Endpoint("GET", "/api/v1/machines/{machine}/packages/", "auditor"),
     Endpoint("GET", "/api/v1/machines/{machine}/history/", "auditor"),
+    Endpoint("GET", "/api/v1/machines/{machine}/exposure/", "auditor"),
     Endpoint("POST", "/api/v1/machines/{machine}/revoke/", "admin"),
     Endpoint("GET", "/api/v1/notices/", "auditor"),
     Endpoint("GET", "/api/v1/notices/{notice}/", "auditor"),
@@ -79,6 +80,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("POST", "/api/v1/upstreams/{upstream}/sync/", "admin"),
     Endpoint("DELETE", "/api/v1/upstreams/{upstream}/", "admin"),
     Endpoint("GET", "/api/v1/archive-packages/?name=jq", "auditor"),
+    Endpoint("GET", "/api/v1/exposure/?q=CVE-2024-0001", "auditor"),
+    Endpoint("GET", "/api/v1/cves/{cve}/machines/", "auditor"),
+    Endpoint("GET", "/api/v1/notices/{notice}/machines/", "auditor"),
     Endpoint("GET", "/api/v1/directories/", "auditor"),
     Endpoint(
         "POST",
@@ -122,8 +126,9 @@ def _directory_objects() -> dict[str, str]:
     mapping = RoleMapping.objects.create(
         source=source, group_dn="cn=admins,dc=corp,dc=test", group_dn_key="cn=admins,dc=corp,dc=test", role="admin"
     )
-    ou = OrganizationalUnit.objects.create(source=source, dn="ou=x,dc=corp,dc=test", dn_key="ou=x,dc=corp,dc=test",
-                                           name="x")
+    ou = OrganizationalUnit.objects.create(
+        source=source, dn="ou=x,dc=corp,dc=test", dn_key="ou=x,dc=corp,dc=test", name="x"
+    )
     return {"directory": source.name, "role_mapping": str(mapping.pk), "ou": str(ou.pk)}
 
 

@@ -72,8 +72,7 @@ def child_env(**extra: str) -> dict[str, str]:
     from django.conf import settings
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("UUS_") or k.startswith("UUS_TEST_")}
-    env.update({"UUS_DATA_DIR": str(settings.DATA_DIR), "UUS_DATABASE_URL": database_url(),
-                "PYTHONUNBUFFERED": "1"})
+    env.update({"UUS_DATA_DIR": str(settings.DATA_DIR), "UUS_DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 
@@ -88,8 +87,14 @@ def uus_cli(transactional_db):
     """Run `uus ...` as a real process on the test database; returns CompletedProcess."""
 
     def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 120):
-        return subprocess.run([*uus_command(), *args], input=input, capture_output=True, text=True,
-                              env=child_env(**(env or {})), timeout=timeout)
+        return subprocess.run(
+            [*uus_command(), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=child_env(**(env or {})),
+            timeout=timeout,
+        )
 
     return run
 
@@ -111,8 +116,15 @@ def browser(chromium_path):
         b = pw.chromium.launch(
             executable_path=chromium_path,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-quic",
+            ],
         )
         yield b
         b.close()

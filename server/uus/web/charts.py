@@ -29,5 +29,7 @@ class BarChart:
 def bar_chart(rows: list[tuple[str, int, str]]) -> BarChart:
     """Horizontal bars scaled to the largest value."""
     top = max((v for _, v, _ in rows), default=0) or 1
-    bars = [Bar(label, value, color, i * ROW, round(BAR_W * value / top)) for i, (label, value, color) in enumerate(rows)]
+    bars = [
+        Bar(label, value, color, i * ROW, round(BAR_W * value / top)) for i, (label, value, color) in enumerate(rows)
+    ]
     return BarChart(bars=bars, height=max(ROW, ROW * len(bars)))

@@ -15,6 +15,11 @@ def navigation(request):
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        items.append({"label": item.label, "url": url, "active": request.path.startswith(url) and url != "/"
-                      or request.path == url})
+        items.append(
+            {
+                "label": item.label,
+                "url": url,
+                "active": (request.path.startswith(url) and url != "/") or request.path == url,
+            }
+        )
     return {"menu": items}

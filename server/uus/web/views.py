@@ -25,8 +25,13 @@ from .charts import bar_chart
 from .decorators import role_required
 from .forms import EnrollmentTokenForm, LoginForm, UserCreateForm
 
-STATE_COLORS = {"queued": "#8a8f98", "running": "#2f6fdf", "succeeded": "#2e9d57", "failed": "#d64545",
-                "canceled": "#b58b00"}
+STATE_COLORS = {
+    "queued": "#8a8f98",
+    "running": "#2f6fdf",
+    "succeeded": "#2e9d57",
+    "failed": "#d64545",
+    "canceled": "#b58b00",
+}
 
 
 def healthz(request):
@@ -35,8 +40,7 @@ def healthz(request):
             cur.execute("SELECT 1")
             cur.fetchone()
     except Exception as exc:
-        return JsonResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
-                            status=503)
+        return JsonResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
@@ -72,11 +76,15 @@ def dashboard(request):
     counts = dict(Job.objects.values_list("state").annotate(n=Count("pk")).order_by())
     chart = bar_chart([(s, counts.get(s, 0), c) for s, c in STATE_COLORS.items()])
     recent = Job.objects.defer("log").order_by("-created")[:10]
-    return render(request, "web/dashboard.html", {
-        "job_chart": chart,
-        "recent_jobs": recent,
-        "token_count": EnrollmentToken.objects.filter(is_revoked=False).count(),
-    })
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "job_chart": chart,
+            "recent_jobs": recent,
+            "token_count": EnrollmentToken.objects.filter(is_revoked=False).count(),
+        },
+    )
 
 
 @login_required
@@ -129,9 +137,11 @@ def enrollment(request):
         if form.is_valid():
             try:
                 _, new_key = inventory_services.enrollment_token_create(
-                    comment=form.cleaned_data["comment"], group=form.cleaned_data["group"],
+                    comment=form.cleaned_data["comment"],
+                    group=form.cleaned_data["group"],
                     expires=inventory_services.parse_expiry(form.cleaned_data["expires"]),
-                    max_uses=form.cleaned_data["max_uses"], user=request.user,
+                    max_uses=form.cleaned_data["max_uses"],
+                    user=request.user,
                 )
                 form = EnrollmentTokenForm()
             except UusError as exc:

@@ -35,8 +35,13 @@ def example(name: str):
 
 
 def envelope(**fields) -> dict:
-    return {"protocol_version": 1, "agent_version": "0.1.0", "message_id": uuid.uuid4().hex,
-            "sent_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **fields}
+    return {
+        "protocol_version": 1,
+        "agent_version": "0.1.0",
+        "message_id": uuid.uuid4().hex,
+        "sent_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **fields,
+    }
 
 
 class AgentClient:
@@ -62,8 +67,13 @@ class AgentClient:
         return r
 
     def check_in_body(self, inventory_hash: str, previous: str | None = None, job_results=(), **facts) -> dict:
-        return envelope(exchange_token=self.exchange_token, facts=facts_make(self.hostname, **facts),
-                        inventory_hash=inventory_hash, previous_inventory_hash=previous, job_results=list(job_results))
+        return envelope(
+            exchange_token=self.exchange_token,
+            facts=facts_make(self.hostname, **facts),
+            inventory_hash=inventory_hash,
+            previous_inventory_hash=previous,
+            job_results=list(job_results),
+        )
 
     def check_in(self, inventory_hash: str, previous: str | None = None, job_results=(), **facts):
         r = self.post("check-in/", self.check_in_body(inventory_hash, previous, job_results, **facts))
@@ -72,18 +82,34 @@ class AgentClient:
         return r
 
     def full(self, entries: list[pk.Entry], inventory_hash: str | None = None):
-        return self.post("inventory/", envelope(kind="full", inventory_hash=inventory_hash or pk.inventory_hash(entries),
-                                                packages=as_json(entries)))
+        return self.post(
+            "inventory/",
+            envelope(
+                kind="full", inventory_hash=inventory_hash or pk.inventory_hash(entries), packages=as_json(entries)
+            ),
+        )
 
-    def delta(self, base: list[pk.Entry], after: list[pk.Entry], inventory_hash: str | None = None,
-              base_hash: str | None = None):
+    def delta(
+        self,
+        base: list[pk.Entry],
+        after: list[pk.Entry],
+        inventory_hash: str | None = None,
+        base_hash: str | None = None,
+    ):
         old = {(e[0], e[1]): e for e in base}
         new = {(e[0], e[1]): e for e in after}
         added = [e for k, e in sorted(new.items()) if old.get(k) != e]
         removed = [{"name": k[0], "architecture": k[1]} for k in sorted(old) if k not in new]
-        return self.post("inventory/", envelope(
-            kind="delta", inventory_hash=inventory_hash or pk.inventory_hash(after),
-            base_hash=base_hash or pk.inventory_hash(base), added=as_json(added), removed=removed))
+        return self.post(
+            "inventory/",
+            envelope(
+                kind="delta",
+                inventory_hash=inventory_hash or pk.inventory_hash(after),
+                base_hash=base_hash or pk.inventory_hash(base),
+                added=as_json(added),
+                removed=removed,
+            ),
+        )
 
     @property
     def machine(self) -> Machine:
@@ -109,8 +135,17 @@ def registered(agent, enroll_key):
 
 def snapshot() -> dict:
     """Everything an agent request can change: row counts and every machine's and token's columns."""
-    models = (Machine, Package, PackageChunk, PackageChunkMember, PackageSet, PackageSetChunk, PackageChange,
-              EnrollmentToken, AgentMessage)
+    models = (
+        Machine,
+        Package,
+        PackageChunk,
+        PackageChunkMember,
+        PackageSet,
+        PackageSetChunk,
+        PackageChange,
+        EnrollmentToken,
+        AgentMessage,
+    )
     return {
         "counts": {m.__name__: m.objects.count() for m in models},
         "machines": list(Machine.objects.order_by("pk").values()),

@@ -28,8 +28,9 @@ def test_check_in_and_inventory_examples(agent, enroll_key):
     creds = reg.json()
     agent.client_id, agent.secret = creds["client_id"], creds["secret"]
 
-    check_in = fresh({**example("check-in-request.json"), "exchange_token": creds["exchange_token"],
-                      "previous_inventory_hash": None})
+    check_in = fresh(
+        {**example("check-in-request.json"), "exchange_token": creds["exchange_token"], "previous_inventory_hash": None}
+    )
     r = agent.post("check-in/", check_in)
     assert r.status_code == 200, r.content
     answer = r.json()
@@ -51,8 +52,9 @@ def test_check_in_and_inventory_examples(agent, enroll_key):
 
 
 def test_error_examples_have_the_envelope_the_server_uses(registered):
-    r = registered.post("inventory/", envelope(kind="delta", inventory_hash="1" * 64, base_hash="2" * 64,
-                                               added=[], removed=[]))
+    r = registered.post(
+        "inventory/", envelope(kind="delta", inventory_hash="1" * 64, base_hash="2" * 64, added=[], removed=[])
+    )
     assert r.status_code == 409
     assert set(r.json()) == set(example("error-base-mismatch.json"))
     assert set(r.json()["error"]) == set(example("error-base-mismatch.json")["error"])

@@ -20,10 +20,15 @@ from .conftest import envelope, snapshot
 
 pytestmark = pytest.mark.django_db
 
-BASE = entries(entry("bash", "5.2.15-2+b8", source_version="5.2.15-2"), entry("jq", "1.6-2.1+deb12u2"),
-               entry("libjq1", "1.6-2.1+deb12u2", source="jq"), entry("sl", "5.02-1+b1"))
-UPGRADED = entries(*[e for e in BASE if e[0] not in ("jq", "sl")], entry("jq", "1.6-2.1+deb12u3"),
-                   entry("hello", "2.10-3"))
+BASE = entries(
+    entry("bash", "5.2.15-2+b8", source_version="5.2.15-2"),
+    entry("jq", "1.6-2.1+deb12u2"),
+    entry("libjq1", "1.6-2.1+deb12u2", source="jq"),
+    entry("sl", "5.02-1+b1"),
+)
+UPGRADED = entries(
+    *[e for e in BASE if e[0] not in ("jq", "sl")], entry("jq", "1.6-2.1+deb12u3"), entry("hello", "2.10-3")
+)
 
 
 def code(r) -> str:
@@ -42,7 +47,10 @@ def test_register_check_in_upload_then_delta(registered):
     m = a.machine
     assert m.inventory_hash == pk.inventory_hash(UPGRADED) and m.package_count == len(UPGRADED)
     assert {(c.kind, c.name) for c in PackageChange.objects.filter(machine=m)} == {
-        ("upgraded", "jq"), ("removed", "sl"), ("installed", "hello")}
+        ("upgraded", "jq"),
+        ("removed", "sl"),
+        ("installed", "hello"),
+    }
 
 
 def test_paths_work_without_the_trailing_slash(registered):
@@ -62,7 +70,8 @@ def test_group_of_the_token_is_the_machines_group(agent):
 @pytest.mark.parametrize("how", ["unknown", "expired", "used up", "revoked"])
 def test_refused_enrollment_tokens(agent, how):
     token, key = inventory_services.enrollment_token_create(
-        max_uses=1, expires=timezone.now() - timedelta(minutes=1) if how == "expired" else None)
+        max_uses=1, expires=timezone.now() - timedelta(minutes=1) if how == "expired" else None
+    )
     if how == "used up":
         assert agent.register(key).status_code == 201
     if how == "revoked":
@@ -108,8 +117,9 @@ BAD_CHECK_INS = [
 ]
 
 
-@pytest.mark.parametrize(("changes", "status", "error"), [b[1:] for b in BAD_CHECK_INS],
-                         ids=[b[0] for b in BAD_CHECK_INS])
+@pytest.mark.parametrize(
+    ("changes", "status", "error"), [b[1:] for b in BAD_CHECK_INS], ids=[b[0] for b in BAD_CHECK_INS]
+)
 def test_bad_check_ins_change_nothing(registered, changes, status, error):
     body = _check_in(registered, **changes)
     before = snapshot()
@@ -119,8 +129,11 @@ def test_bad_check_ins_change_nothing(registered, changes, status, error):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 100000],
-                         ids=["truncated", "empty", "array", "string", "not utf-8", "deeply nested"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"", b"[1, 2]", b'"text"', b"\xff\xfe", b"[" * 100000],
+    ids=["truncated", "empty", "array", "string", "not utf-8", "deeply nested"],
+)
 @pytest.mark.parametrize("step", ["register/", "check-in/", "inventory/"])
 def test_malformed_bodies(registered, raw, step):
     before = snapshot()
@@ -130,8 +143,14 @@ def test_malformed_bodies(registered, raw, step):
 
 
 def _pkg(**changes):
-    p = {"name": "hello", "architecture": "amd64", "version": "2.10-3", "source": "hello",
-         "source_version": "2.10-3", "status": "installed"}
+    p = {
+        "name": "hello",
+        "architecture": "amd64",
+        "version": "2.10-3",
+        "source": "hello",
+        "source_version": "2.10-3",
+        "status": "installed",
+    }
     p.update(changes)
     return p
 
@@ -161,8 +180,16 @@ def test_invalid_packages_are_refused(registered, bad):
     r = registered.post("inventory/", envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages=packages))
     assert (r.status_code, code(r)) == (400, "invalid_request"), r.content
     assert "packages[4]" in r.json()["error"]["details"]
-    r = registered.post("inventory/", envelope(kind="delta", inventory_hash=pk.inventory_hash(BASE),
-                                               base_hash=pk.inventory_hash(BASE), added=[bad], removed=[]))
+    r = registered.post(
+        "inventory/",
+        envelope(
+            kind="delta",
+            inventory_hash=pk.inventory_hash(BASE),
+            base_hash=pk.inventory_hash(BASE),
+            added=[bad],
+            removed=[],
+        ),
+    )
     assert (r.status_code, code(r)) == (400, "invalid_request"), r.content
     assert snapshot() == before
 
@@ -170,13 +197,20 @@ def test_invalid_packages_are_refused(registered, bad):
 def test_bad_inventory_shapes(registered):
     registered.full(BASE)
     before = snapshot()
-    for body in (envelope(kind="partial", inventory_hash=pk.inventory_hash(BASE), packages=[]),
-                 envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages={"bash": "5"}),
-                 envelope(kind="full", inventory_hash="xyz", packages=[]),
-                 envelope(kind="delta", inventory_hash=pk.inventory_hash(BASE), base_hash=None, added=[], removed=[]),
-                 envelope(kind="delta", inventory_hash=pk.inventory_hash(BASE), base_hash=pk.inventory_hash(BASE),
-                          added=[], removed=[{"name": "Bad Name", "architecture": "amd64"}]),
-                 envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages=[*as_json(BASE), *as_json(BASE)])):
+    for body in (
+        envelope(kind="partial", inventory_hash=pk.inventory_hash(BASE), packages=[]),
+        envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages={"bash": "5"}),
+        envelope(kind="full", inventory_hash="xyz", packages=[]),
+        envelope(kind="delta", inventory_hash=pk.inventory_hash(BASE), base_hash=None, added=[], removed=[]),
+        envelope(
+            kind="delta",
+            inventory_hash=pk.inventory_hash(BASE),
+            base_hash=pk.inventory_hash(BASE),
+            added=[],
+            removed=[{"name": "Bad Name", "architecture": "amd64"}],
+        ),
+        envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages=[*as_json(BASE), *as_json(BASE)]),
+    ):
         r = registered.post("inventory/", body)
         assert (r.status_code, code(r)) == (400, "invalid_request"), r.content
     assert snapshot() == before
@@ -199,8 +233,10 @@ def test_delta_with_an_unknown_base(registered):
     before = snapshot()
     r = registered.delta(UPGRADED, BASE)  # relative to an inventory the server never had
     assert (r.status_code, code(r)) == (409, "base_mismatch")
-    assert r.json()["error"]["details"] == {"base_hash": pk.inventory_hash(UPGRADED),
-                                            "known_hash": pk.inventory_hash(BASE)}
+    assert r.json()["error"]["details"] == {
+        "base_hash": pk.inventory_hash(UPGRADED),
+        "known_hash": pk.inventory_hash(BASE),
+    }
     assert snapshot() == before
 
 
@@ -221,12 +257,25 @@ def test_first_delta_without_any_inventory(registered):
 # -- authentication ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", ["", "Token abc", "Machine ", "Machine nocolon", "Machine m-123:wrong-secret",
-                                    "Machine unknown:secret", "Basic dXNlcjpwYXNz"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "Token abc",
+        "Machine ",
+        "Machine nocolon",
+        "Machine m-123:wrong-secret",
+        "Machine unknown:secret",
+        "Basic dXNlcjpwYXNz",
+    ],
+)
 @pytest.mark.parametrize("step", ["check-in/", "inventory/"])
 def test_bad_credentials_are_401_and_change_nothing(registered, header, step):
-    body = registered.check_in_body(pk.inventory_hash(BASE)) if step == "check-in/" else envelope(
-        kind="full", inventory_hash=pk.inventory_hash(BASE), packages=as_json(BASE))
+    body = (
+        registered.check_in_body(pk.inventory_hash(BASE))
+        if step == "check-in/"
+        else envelope(kind="full", inventory_hash=pk.inventory_hash(BASE), packages=as_json(BASE))
+    )
     before = snapshot()
     extra = {"HTTP_AUTHORIZATION": header} if header else {}
     registered.client_id, saved = None, registered.client_id
@@ -318,8 +367,17 @@ def test_get_is_405(client):
 
 
 def test_well_formed_job_results_are_acknowledged(registered):
-    good = {"job_id": str(uuid.uuid4()), "status": "succeeded", "error": None, "exit_code": 0, "output": "",
-            "started_at": None, "finished_at": "2026-01-01T00:00:00Z", "packages": [], "reboot_required": False}
+    good = {
+        "job_id": str(uuid.uuid4()),
+        "status": "succeeded",
+        "error": None,
+        "exit_code": 0,
+        "output": "",
+        "started_at": None,
+        "finished_at": "2026-01-01T00:00:00Z",
+        "packages": [],
+        "reboot_required": False,
+    }
     bad = {"job_id": 12, "status": "succeeded"}
     weird = {"job_id": "j-2", "status": "exploded"}
     r = registered.check_in(pk.inventory_hash(BASE), job_results=[good, bad, weird])

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -87,9 +86,10 @@ def envelope(body: Any) -> Envelope:
     if sent_at is None:
         raise _bad("sent_at", "must be an ISO 8601 time such as 2026-11-25T09:30:00Z", "not ISO 8601")
     if sent_at.tzinfo is None:
-        sent_at = sent_at.replace(tzinfo=dt_timezone.utc)
-    return Envelope(agent_version=_string(body, "agent_version", limit=64, required=False), message_id=message_id,
-                    sent_at=sent_at)
+        sent_at = sent_at.replace(tzinfo=UTC)
+    return Envelope(
+        agent_version=_string(body, "agent_version", limit=64, required=False), message_id=message_id, sent_at=sent_at
+    )
 
 
 def _facts(body: dict) -> dict:
@@ -130,8 +130,9 @@ def check_in_request(body: Any) -> CheckInRequest:
     if not isinstance(results, list):
         raise _bad("job_results", "must be a list of job results", "not a list")
     if len(results) > MAX_JOB_RESULTS:
-        raise _bad("job_results", f"has more than {MAX_JOB_RESULTS} results; send them over several check-ins",
-                   "too many")
+        raise _bad(
+            "job_results", f"has more than {MAX_JOB_RESULTS} results; send them over several check-ins", "too many"
+        )
     return CheckInRequest(
         envelope=env,
         exchange_token=_string(body, "exchange_token", limit=200),
@@ -144,8 +145,12 @@ def check_in_request(body: Any) -> CheckInRequest:
 
 def job_result_is_well_formed(r: Any) -> bool:
     """A job result the server can store: the rest of its fields are the deployments' business."""
-    return (isinstance(r, dict) and isinstance(r.get("job_id"), str) and 0 < len(r["job_id"]) <= 128
-            and r.get("status") in RESULT_STATUSES)
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("job_id"), str)
+        and 0 < len(r["job_id"]) <= 128
+        and r.get("status") in RESULT_STATUSES
+    )
 
 
 @dataclass(frozen=True)
@@ -175,5 +180,11 @@ def inventory_request(body: Any) -> InventoryRequest:
         raise InvalidRequest(exc.message, details=exc.details) from None
     if kind == "full":
         return InventoryRequest(envelope=env, kind=kind, inventory_hash=inventory_hash, packages=entries)
-    return InventoryRequest(envelope=env, kind=kind, inventory_hash=inventory_hash, packages=entries,
-                            base_hash=_hash(body, "base_hash"), removed=removed)
+    return InventoryRequest(
+        envelope=env,
+        kind=kind,
+        inventory_hash=inventory_hash,
+        packages=entries,
+        base_hash=_hash(body, "base_hash"),
+        removed=removed,
+    )

@@ -48,8 +48,11 @@ def raw_cves(doc: dict) -> list[str]:
     """The catalog's rule written out plainly: cves_map when present and non-empty, else upstream
     minus UBUNTU-, else related."""
     out = [doc["id"].replace("UBUNTU-", "")] if doc["id"].startswith("UBUNTU-CVE-") else []
-    mapped = [c["id"] for e in doc.get("affected", [])
-              for c in e.get("database_specific", {}).get("cves_map", {}).get("cves", [])]
+    mapped = [
+        c["id"]
+        for e in doc.get("affected", [])
+        for c in e.get("database_specific", {}).get("cves_map", {}).get("cves", [])
+    ]
     upstream = [u.replace("UBUNTU-", "") for u in doc.get("upstream", []) if "CVE-" in u]
     related = [r.replace("UBUNTU-", "") for r in doc.get("related", []) if "CVE-" in r]
     out += mapped or upstream or related

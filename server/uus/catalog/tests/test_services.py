@@ -44,8 +44,11 @@ def test_every_real_notice_imports_and_matches_its_file():
                         assert ev["fixed"] in stored_fixed, (doc["id"], ev["fixed"])
             for c in ((entry.get("database_specific") or {}).get("cves_map") or {}).get("cves", []):
                 assert notice.cves.filter(pk=c["id"]).exists(), (doc["id"], c["id"])
-        mapped = [c["id"] for e in doc["affected"]
-                  for c in ((e.get("database_specific") or {}).get("cves_map") or {}).get("cves", [])]
+        mapped = [
+            c["id"]
+            for e in doc["affected"]
+            for c in ((e.get("database_specific") or {}).get("cves_map") or {}).get("cves", [])
+        ]
         if mapped:  # cves_map, when present and non-empty, is the notice's CVE list
             assert set(notice.cves.values_list("id", flat=True)) == set(mapped)
         for up in doc.get("upstream", []):  # the raw upstream list is kept whole

@@ -24,7 +24,7 @@ def test_environment_overrides_file(tmp_path):
     [
         ('tsak_backend = "db"\n', {}, "tsak_backend"),
         ('task_backend = "celery"\n', {}, "task_backend"),
-        ("login_max_failures = \"many\"\n", {}, "login_max_failures"),
+        ('login_max_failures = "many"\n', {}, "login_max_failures"),
         ("", {"UUS_DATABSE_URL": "postgres://x/y"}, "UUS_DATABSE_URL"),
         ("", {"UUS_DATABASE_URL": "mysql://h/db"}, "database_url"),
         ("", {"UUS_DATABASE_URL": "postgres://h"}, "database_url"),

@@ -111,8 +111,12 @@ class RoleMappingViewSet(viewsets.ModelViewSet):
     @extend_schema(request=RoleMappingWriteSerializer, responses=RoleMappingSerializer)
     def partial_update(self, request, pk=None):
         mapping = self.get_object()
-        current = {"source": mapping.source.name, "group_dn": mapping.group_dn, "role": mapping.role,
-                   "scope_ou_dn": mapping.scope_ou_dn}
+        current = {
+            "source": mapping.source.name,
+            "group_dn": mapping.group_dn,
+            "role": mapping.role,
+            "scope_ou_dn": mapping.scope_ou_dn,
+        }
         data = RoleMappingWriteSerializer(data={**current, **request.data})
         data.is_valid(raise_exception=True)
         mapping = services.role_mapping_update(mapping=mapping, **data.validated_data)

@@ -29,8 +29,13 @@ def admin_api(admin_user, api_client_for):
 
 
 def test_create_read_update_delete_never_shows_the_password(acceptance_ldap, admin_api, auditor_user, api_client_for):
-    body = {"name": "corp", "url": acceptance_ldap.url, "base_dn": BASE, "bind_dn": "cn=admin,dc=corp,dc=test",
-            "bind_password": ADMIN_PW}
+    body = {
+        "name": "corp",
+        "url": acceptance_ldap.url,
+        "base_dn": BASE,
+        "bind_dn": "cn=admin,dc=corp,dc=test",
+        "bind_password": ADMIN_PW,
+    }
     r = admin_api.post("/api/v1/directories/", body, format="json")
     assert r.status_code == 201, r.content
     seen = [r.content]
@@ -113,8 +118,12 @@ def test_role_mappings(acceptance_ldap, admin_api):
     source_make(acceptance_ldap)
     r = admin_api.post(
         "/api/v1/directory-role-mappings/",
-        {"source": "corp", "group_dn": "CN=Ops, OU=Groups,DC=corp,DC=test", "role": "operator",
-         "scope_ou_dn": "ou=EMEA,ou=Hosts,dc=corp,dc=test"},
+        {
+            "source": "corp",
+            "group_dn": "CN=Ops, OU=Groups,DC=corp,DC=test",
+            "role": "operator",
+            "scope_ou_dn": "ou=EMEA,ou=Hosts,dc=corp,dc=test",
+        },
         format="json",
     )
     assert r.status_code == 201, r.content

@@ -33,7 +33,9 @@ def map_corp(source) -> None:
     services.role_mapping_set(source=source, group_dn=f"cn=uus-admins,{G}", role="admin")
     services.role_mapping_set(source=source, group_dn=f"cn=uus-operators,{G}", role="operator")
     services.role_mapping_set(source=source, group_dn=f"cn=uus-auditors,{G}", role="auditor")
-    services.role_mapping_set(source=source, group_dn=f"CN=Germany-Operators, {G}", role="operator", scope_ou_dn=GERMANY)
+    services.role_mapping_set(
+        source=source, group_dn=f"CN=Germany-Operators, {G}", role="operator", scope_ou_dn=GERMANY
+    )
     services.role_mapping_set(source=source, group_dn=f"cn=paris-operators,{G}", role="operator", scope_ou_dn=PARIS)
     services.role_mapping_set(source=source, group_dn=f"cn=it-staff,{G}", role="auditor")
 

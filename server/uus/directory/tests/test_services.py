@@ -98,8 +98,14 @@ def test_source_update_replaces_the_password_file(acceptance_ldap, django_captur
     ],
 )
 def test_source_create_refuses_bad_settings(kw, message, db):
-    args = {"name": "corp", "url": "ldap://127.0.0.1:1", "base_dn": BASE, "bind_dn": "cn=admin,dc=corp,dc=test",
-            "bind_password": "pw-123", **kw}
+    args = {
+        "name": "corp",
+        "url": "ldap://127.0.0.1:1",
+        "base_dn": BASE,
+        "bind_dn": "cn=admin,dc=corp,dc=test",
+        "bind_password": "pw-123",
+        **kw,
+    }
     with pytest.raises(DirectorySourceInvalid, match=message):
         services.directory_source_create(**args)
     assert not DirectorySource.objects.exists()
@@ -152,7 +158,7 @@ def test_ou_dns_match_in_any_spelling(synced):
 def test_machines_in_ou_narrows_a_given_queryset(synced, fleet):
     from uus.inventory.models import Machine
 
-    some = Machine.objects.filter(hostname__in=expected_ous()[LONDON][:2] + ["lab-01"])
+    some = Machine.objects.filter(hostname__in=[*expected_ous()[LONDON][:2], "lab-01"])
     assert hostnames(selectors.machines_in_ou(HOSTS, queryset=some)) == sorted(expected_ous()[LONDON][:2])
 
 
@@ -227,7 +233,9 @@ def test_sync_follows_the_directory(fresh_ldap, fleet):
     london = hostnames(selectors.machines_in_ou(LONDON))
     assert mover not in london and gone not in london
     assert mover in hostnames(selectors.machines_in_ou(f"ou=Tokyo,ou=APAC,{HOSTS}"))
-    assert mover in hostnames(selectors.machines_in_ou(HOSTS)) and gone not in hostnames(selectors.machines_in_ou(HOSTS))
+    assert mover in hostnames(selectors.machines_in_ou(HOSTS)) and gone not in hostnames(
+        selectors.machines_in_ou(HOSTS)
+    )
     assert gone in hostnames(selectors.machines_unmatched())
     assert hostnames(selectors.machines_in_ou(f"ou=Leeds,ou=EMEA,{HOSTS}")) == []
 

@@ -33,12 +33,22 @@ def test_add_edit_and_status_pages(acceptance_ldap, admin_user):
     assert c.get("/directory/").status_code == 200
     assert b"No directory yet" in c.get("/directory/").content
     form = {
-        "name": "corp", "url": acceptance_ldap.url, "base_dn": BASE, "bind_dn": "cn=admin,dc=corp,dc=test",
-        "bind_password": ADMIN_PW, "ou_filter": "(objectClass=organizationalUnit)",
+        "name": "corp",
+        "url": acceptance_ldap.url,
+        "base_dn": BASE,
+        "bind_dn": "cn=admin,dc=corp,dc=test",
+        "bind_password": ADMIN_PW,
+        "ou_filter": "(objectClass=organizationalUnit)",
         "computer_filter": "(|(objectClass=computer)(objectClass=device))",
-        "user_filter": "(objectClass=inetOrgPerson)", "group_filter": "(objectClass=groupOfNames)",
-        "hostname_attributes": "dNSHostName, cn", "login_attributes": "uid", "member_attributes": "member",
-        "page_size": 500, "timeout_seconds": 10, "sync_interval_minutes": 60, "is_enabled": "on",
+        "user_filter": "(objectClass=inetOrgPerson)",
+        "group_filter": "(objectClass=groupOfNames)",
+        "hostname_attributes": "dNSHostName, cn",
+        "login_attributes": "uid",
+        "member_attributes": "member",
+        "page_size": 500,
+        "timeout_seconds": 10,
+        "sync_interval_minutes": 60,
+        "is_enabled": "on",
         "is_login_enabled": "on",
     }
     r = c.post("/directory/add/", form)
@@ -95,8 +105,9 @@ def test_last_error_is_shown(acceptance_ldap, admin_user):
 def test_role_mapping_forms(acceptance_ldap, admin_user):
     source_make(acceptance_ldap)
     c = login(admin_user)
-    r = c.post("/directory/corp/mappings/", {"group_dn": "cn=ops,dc=corp,dc=test", "role": "operator",
-                                             "scope_ou_dn": HOSTS})
+    r = c.post(
+        "/directory/corp/mappings/", {"group_dn": "cn=ops,dc=corp,dc=test", "role": "operator", "scope_ou_dn": HOSTS}
+    )
     assert r.status_code == 302
     mapping = RoleMapping.objects.get()
     assert mapping.role == "operator" and mapping.scope_ou_dn == HOSTS
@@ -129,7 +140,11 @@ def test_auditors_and_operators_cannot_change_directories(acceptance_ldap, audit
         assert b"Sync now" not in c.get("/directory/corp/").content
         for path in ("/directory/add/", "/directory/corp/edit/"):
             assert c.get(path).status_code == 403
-        for path in ("/directory/corp/sync/", "/directory/corp/test/", "/directory/corp/delete/",
-                     "/directory/corp/mappings/"):
+        for path in (
+            "/directory/corp/sync/",
+            "/directory/corp/test/",
+            "/directory/corp/delete/",
+            "/directory/corp/mappings/",
+        ):
             assert c.post(path).status_code == 403
     assert not Job.objects.exists() and DirectorySource.objects.exists()

@@ -10,16 +10,28 @@ class EnrollmentTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EnrollmentToken
-        fields = ["id", "prefix", "comment", "group", "expires", "max_uses", "uses", "is_revoked", "is_usable",
-                  "created", "created_by_name"]
+        fields = [
+            "id",
+            "prefix",
+            "comment",
+            "group",
+            "expires",
+            "max_uses",
+            "uses",
+            "is_revoked",
+            "is_usable",
+            "created",
+            "created_by_name",
+        ]
         read_only_fields = fields
 
 
 class EnrollmentTokenCreateSerializer(serializers.Serializer):
     comment = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     group = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    expires = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                    help_text="7d, 12h, 30m or an ISO 8601 time")
+    expires = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="7d, 12h, 30m or an ISO 8601 time"
+    )
     max_uses = serializers.IntegerField(required=False, min_value=1, allow_null=True)
 
 
@@ -33,10 +45,29 @@ class MachineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Machine
-        fields = ["id", "hostname", "fqdn", "os_id", "os_version_id", "os_codename", "os_pretty_name", "release",
-                  "kernel", "architecture", "is_reboot_required", "last_seen", "is_stale", "registered",
-                  "inventory_hash", "inventory_updated", "package_count", "group", "agent_version", "is_revoked",
-                  "is_clone_suspected"]
+        fields = [
+            "id",
+            "hostname",
+            "fqdn",
+            "os_id",
+            "os_version_id",
+            "os_codename",
+            "os_pretty_name",
+            "release",
+            "kernel",
+            "architecture",
+            "is_reboot_required",
+            "last_seen",
+            "is_stale",
+            "registered",
+            "inventory_hash",
+            "inventory_updated",
+            "package_count",
+            "group",
+            "agent_version",
+            "is_revoked",
+            "is_clone_suspected",
+        ]
         read_only_fields = fields
 
     def get_is_stale(self, machine) -> bool:
@@ -47,8 +78,15 @@ class MachineSerializer(serializers.ModelSerializer):
 
 class MachineDetailSerializer(MachineSerializer):
     class Meta(MachineSerializer.Meta):
-        fields = [*MachineSerializer.Meta.fields, "machine_id", "reboot_required_packages", "apt_sources",
-                  "clone_suspected_at", "created", "updated"]
+        fields = [
+            *MachineSerializer.Meta.fields,
+            "machine_id",
+            "reboot_required_packages",
+            "apt_sources",
+            "clone_suspected_at",
+            "created",
+            "updated",
+        ]
         read_only_fields = fields
 
 

@@ -31,8 +31,11 @@ class EnrollmentTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         data.is_valid(raise_exception=True)
         v = data.validated_data
         token, key = services.enrollment_token_create(
-            comment=v["comment"], group=v["group"], expires=services.parse_expiry(v.get("expires")),
-            max_uses=v.get("max_uses"), user=request.user,
+            comment=v["comment"],
+            group=v["group"],
+            expires=services.parse_expiry(v.get("expires")),
+            max_uses=v.get("max_uses"),
+            user=request.user,
         )
         return Response({**EnrollmentTokenSerializer(token).data, "token": key}, status=status.HTTP_201_CREATED)
 
@@ -66,8 +69,10 @@ class MachineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, description="name or source contains")],
-                   responses=InstalledPackageSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="name or source contains")],
+        responses=InstalledPackageSerializer(many=True),
+    )
     @action(detail=True, methods=["get"])
     def packages(self, request, uuid=None):
         """The machine's installed packages, sorted by name (paginated)."""

@@ -18,8 +18,12 @@ def facts_make(hostname: str | None = None, *, release: str = "22.04", os_id: st
         "hostname": hostname,
         "fqdn": f"{hostname}.example.org",
         "machine_id": f"{abs(hash(hostname)):032x}"[:32],
-        "os": {"id": os_id, "version_id": release, "version_codename": codename,
-               "pretty_name": f"{os_id.title()} {release}"},
+        "os": {
+            "id": os_id,
+            "version_id": release,
+            "version_codename": codename,
+            "pretty_name": f"{os_id.title()} {release}",
+        },
         "kernel": "5.15.0-60-generic",
         "architecture": "amd64",
         "reboot_required": False,
@@ -30,8 +34,15 @@ def facts_make(hostname: str | None = None, *, release: str = "22.04", os_id: st
     return facts
 
 
-def entry(name: str, version: str, *, arch: str = "amd64", source: str | None = None,
-          source_version: str | None = None, status: str = "installed") -> pk.Entry:
+def entry(
+    name: str,
+    version: str,
+    *,
+    arch: str = "amd64",
+    source: str | None = None,
+    source_version: str | None = None,
+    status: str = "installed",
+) -> pk.Entry:
     return (name, arch, version, source or name, source_version or version, status)
 
 
@@ -48,8 +59,9 @@ def machine_register(hostname: str | None = None, *, group: str = "", **facts) -
     return services.machine_register(token=key, facts=facts_make(hostname, **facts), agent_version="test")
 
 
-def machine_make(hostname: str | None = None, *, packages: list[pk.Entry] | None = None, group: str = "",
-                 **facts) -> Machine:
+def machine_make(
+    hostname: str | None = None, *, packages: list[pk.Entry] | None = None, group: str = "", **facts
+) -> Machine:
     machine = machine_register(hostname, group=group, **facts).machine
     if packages is not None:
         services.inventory_apply_full(machine=machine, inventory_hash=pk.inventory_hash(packages), entries=packages)

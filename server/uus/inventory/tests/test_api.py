@@ -10,8 +10,11 @@ from .. import services
 
 pytestmark = pytest.mark.django_db
 
-PKGS = entries(entry("jq", "1.6-2.1+deb12u2"), entry("libjq1", "1.6-2.1+deb12u2", source="jq"),
-               entry("bash", "5.2.15-2+b8", source_version="5.2.15-2"))
+PKGS = entries(
+    entry("jq", "1.6-2.1+deb12u2"),
+    entry("libjq1", "1.6-2.1+deb12u2", source="jq"),
+    entry("bash", "5.2.15-2+b8", source_version="5.2.15-2"),
+)
 
 
 @pytest.fixture
@@ -41,17 +44,25 @@ def test_bad_filter_is_400_with_the_envelope(api):
 def test_detail_packages_history(api):
     m = machine_make("web-03", packages=PKGS)
     upgraded = entries(*[e for e in PKGS if e[0] != "jq"], entry("jq", "1.6-2.1+deb12u3"))
-    services.inventory_apply_full(machine=Machine.objects.get(pk=m.pk), inventory_hash=pk.inventory_hash(upgraded),
-                                  entries=upgraded)
+    services.inventory_apply_full(
+        machine=Machine.objects.get(pk=m.pk), inventory_hash=pk.inventory_hash(upgraded), entries=upgraded
+    )
     r = api.get(f"/api/v1/machines/{m.uuid}/")
     assert r.status_code == 200 and r.json()["id"] == str(m.uuid) and "apt_sources" in r.json()
     r = api.get(f"/api/v1/machines/{m.uuid}/packages/")
     assert [p["name"] for p in r.json()["results"]] == ["bash", "jq", "libjq1"]
-    assert r.json()["results"][1] == {"name": "jq", "architecture": "amd64", "version": "1.6-2.1+deb12u3",
-                                      "source": "jq", "source_version": "1.6-2.1+deb12u3", "status": "installed"}
+    assert r.json()["results"][1] == {
+        "name": "jq",
+        "architecture": "amd64",
+        "version": "1.6-2.1+deb12u3",
+        "source": "jq",
+        "source_version": "1.6-2.1+deb12u3",
+        "status": "installed",
+    }
     r = api.get(f"/api/v1/machines/{m.uuid}/history/")
     assert [(c["kind"], c["name"], c["old_version"], c["new_version"]) for c in r.json()["results"]] == [
-        ("upgraded", "jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3")]
+        ("upgraded", "jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3")
+    ]
 
 
 def test_admin_revokes(admin_user, api_client_for):

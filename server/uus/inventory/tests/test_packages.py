@@ -30,40 +30,181 @@ def test_empty_inventory_hashes_the_empty_string():
 
 
 def test_entries_are_sorted_by_name_then_architecture_in_code_point_order():
-    pkgs = [{"name": n, "architecture": a, "version": "1.0", "source": n, "source_version": "1.0",
-             "status": "installed"} for n, a in [("libc6", "i386"), ("Zz".lower(), "all"), ("libc6", "amd64"),
-                                                 ("lib+x", "all")]]
+    pkgs = [
+        {"name": n, "architecture": a, "version": "1.0", "source": n, "source_version": "1.0", "status": "installed"}
+        for n, a in [("libc6", "i386"), ("Zz".lower(), "all"), ("libc6", "amd64"), ("lib+x", "all")]
+    ]
     assert [(e[0], e[1]) for e in pk.entries_from_json(pkgs)] == [
-        ("lib+x", "all"), ("libc6", "amd64"), ("libc6", "i386"), ("zz", "all")]
+        ("lib+x", "all"),
+        ("libc6", "amd64"),
+        ("libc6", "i386"),
+        ("zz", "all"),
+    ]
 
 
 BAD = [
     ("not a list", "x", "not a list"),
     ("entry not an object", ["bash"], "must be an object"),
-    ("missing field", [{"name": "bash", "architecture": "amd64", "version": "1", "source": "bash",
-                        "status": "installed"}], "source_version is missing"),
-    ("number version", [{"name": "bash", "architecture": "amd64", "version": 5, "source": "bash",
-                         "source_version": "5", "status": "installed"}], "version is missing or not a string"),
-    ("uppercase name", [{"name": "Bash", "architecture": "amd64", "version": "1", "source": "bash",
-                         "source_version": "1", "status": "installed"}], "invalid package name"),
-    ("name with space", [{"name": "ba sh", "architecture": "amd64", "version": "1", "source": "bash",
-                          "source_version": "1", "status": "installed"}], "invalid package name"),
-    ("tab in name", [{"name": "bash\tx", "architecture": "amd64", "version": "1", "source": "bash",
-                      "source_version": "1", "status": "installed"}], "invalid package name"),
-    ("bad epoch", [{"name": "bash", "architecture": "amd64", "version": "x:1.0", "source": "bash",
-                    "source_version": "1", "status": "installed"}], "invalid Debian version"),
-    ("empty revision", [{"name": "bash", "architecture": "amd64", "version": "1.0-", "source": "bash",
-                         "source_version": "1", "status": "installed"}], "invalid Debian version"),
-    ("space in version", [{"name": "bash", "architecture": "amd64", "version": "1.0 2", "source": "bash",
-                           "source_version": "1", "status": "installed"}], "invalid Debian version"),
-    ("bad source version", [{"name": "bash", "architecture": "amd64", "version": "1", "source": "bash",
-                             "source_version": "", "status": "installed"}], "invalid Debian source version"),
-    ("unknown status", [{"name": "bash", "architecture": "amd64", "version": "1", "source": "bash",
-                         "source_version": "1", "status": "broken"}], "unknown dpkg status"),
-    ("bad architecture", [{"name": "bash", "architecture": "AMD64", "version": "1", "source": "bash",
-                           "source_version": "1", "status": "installed"}], "invalid architecture"),
-    ("duplicate", [{"name": "bash", "architecture": "amd64", "version": v, "source": "bash", "source_version": v,
-                    "status": "installed"} for v in ("1", "2")], "twice"),
+    (
+        "missing field",
+        [{"name": "bash", "architecture": "amd64", "version": "1", "source": "bash", "status": "installed"}],
+        "source_version is missing",
+    ),
+    (
+        "number version",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": 5,
+                "source": "bash",
+                "source_version": "5",
+                "status": "installed",
+            }
+        ],
+        "version is missing or not a string",
+    ),
+    (
+        "uppercase name",
+        [
+            {
+                "name": "Bash",
+                "architecture": "amd64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid package name",
+    ),
+    (
+        "name with space",
+        [
+            {
+                "name": "ba sh",
+                "architecture": "amd64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid package name",
+    ),
+    (
+        "tab in name",
+        [
+            {
+                "name": "bash\tx",
+                "architecture": "amd64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid package name",
+    ),
+    (
+        "bad epoch",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": "x:1.0",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid Debian version",
+    ),
+    (
+        "empty revision",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": "1.0-",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid Debian version",
+    ),
+    (
+        "space in version",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": "1.0 2",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid Debian version",
+    ),
+    (
+        "bad source version",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "",
+                "status": "installed",
+            }
+        ],
+        "invalid Debian source version",
+    ),
+    (
+        "unknown status",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "1",
+                "status": "broken",
+            }
+        ],
+        "unknown dpkg status",
+    ),
+    (
+        "bad architecture",
+        [
+            {
+                "name": "bash",
+                "architecture": "AMD64",
+                "version": "1",
+                "source": "bash",
+                "source_version": "1",
+                "status": "installed",
+            }
+        ],
+        "invalid architecture",
+    ),
+    (
+        "duplicate",
+        [
+            {
+                "name": "bash",
+                "architecture": "amd64",
+                "version": v,
+                "source": "bash",
+                "source_version": v,
+                "status": "installed",
+            }
+            for v in ("1", "2")
+        ],
+        "twice",
+    ),
 ]
 
 
@@ -80,8 +221,10 @@ def test_versions_dpkg_only_warns_about_are_accepted():
 
 
 def test_chunks_cover_every_entry_once_and_are_stable():
-    entries = sorted(((f"pkg{i}", "amd64", f"1.{i}", f"src{i % 7}", f"1.{i}", "installed") for i in range(300)),
-                     key=lambda e: (e[0], e[1]))
+    entries = sorted(
+        ((f"pkg{i}", "amd64", f"1.{i}", f"src{i % 7}", f"1.{i}", "installed") for i in range(300)),
+        key=lambda e: (e[0], e[1]),
+    )
     chunks = pk.split_chunks(entries)
     assert sorted(e for c in chunks.values() for e in c) == entries
     assert len(chunks) == pk.BUCKETS

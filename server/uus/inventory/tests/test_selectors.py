@@ -25,8 +25,12 @@ def fleet():
         "old": machine_make("old", packages=entries(*common, OPENSSL_OLD)),
         "new": machine_make("new", packages=entries(*common, OPENSSL_NEW)),
         "gone": machine_make("gone", packages=entries(*common, (*OPENSSL_OLD[:5], "config-files"))),
-        "deb": machine_make("deb", release="12", os_id="debian",
-                            packages=entries(entry("libssl3", "3.0.11-1~deb12u2", source="openssl"))),
+        "deb": machine_make(
+            "deb",
+            release="12",
+            os_id="debian",
+            packages=entries(entry("libssl3", "3.0.11-1~deb12u2", source="openssl")),
+        ),
         "empty": machine_make("empty", group="lab"),
     }
 
@@ -37,8 +41,9 @@ def names(qs):
 
 def test_machines_with_source_below_a_fixed_version(fleet):
     assert names(selectors.machines_with_source(source="openssl")) == ["deb", "new", "old"]
-    assert names(selectors.machines_with_source(source="openssl", release="22.04",
-                                                version_lt="3.0.2-0ubuntu1.12")) == ["old"]
+    assert names(selectors.machines_with_source(source="openssl", release="22.04", version_lt="3.0.2-0ubuntu1.12")) == [
+        "old"
+    ]
     assert names(selectors.machines_with_source(source="openssl", release="22.04")) == ["new", "old"]
 
 
@@ -49,24 +54,27 @@ def test_machine_source_versions_in_one_query(fleet, django_assert_num_queries):
     assert [(r[2], r[4], r[6], r[7]) for r in rows] == [("old", "libssl3", "3.0.2-0ubuntu1.10", "3.0.2-0ubuntu1.10")]
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({}, ["deb", "empty", "gone", "new", "old"]),
-    ({"release": "12"}, ["deb"]),
-    ({"release": "12,22.04"}, ["deb", "empty", "gone", "new", "old"]),
-    ({"os": "debian"}, ["deb"]),
-    ({"group": "lab"}, ["empty"]),
-    ({"q": "ol"}, ["old"]),
-    ({"package": "libssl3"}, ["deb", "new", "old"]),
-    ({"package": "libssl3", "version_lt": "3.0.2-0ubuntu1.15"}, ["old"]),
-    ({"package": "libssl3", "version_gt": "3.0.9"}, ["deb"]),
-    ({"package": "libssl3", "version_gte": "3.0.2-0ubuntu1.15", "release": "22.04"}, ["new"]),
-    ({"package": "libssl3", "version": "3.0.2-0ubuntu1.10"}, ["old"]),
-    ({"source": "openssl", "version_gt": "3.0.2-0ubuntu1.10"}, ["deb", "new"]),
-    ({"package": "no-such-package"}, []),
-    ({"needs_reboot": "false"}, ["deb", "empty", "gone", "new", "old"]),
-    ({"stale": "true"}, []),
-    ({"revoked": "no"}, ["deb", "empty", "gone", "new", "old"]),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["deb", "empty", "gone", "new", "old"]),
+        ({"release": "12"}, ["deb"]),
+        ({"release": "12,22.04"}, ["deb", "empty", "gone", "new", "old"]),
+        ({"os": "debian"}, ["deb"]),
+        ({"group": "lab"}, ["empty"]),
+        ({"q": "ol"}, ["old"]),
+        ({"package": "libssl3"}, ["deb", "new", "old"]),
+        ({"package": "libssl3", "version_lt": "3.0.2-0ubuntu1.15"}, ["old"]),
+        ({"package": "libssl3", "version_gt": "3.0.9"}, ["deb"]),
+        ({"package": "libssl3", "version_gte": "3.0.2-0ubuntu1.15", "release": "22.04"}, ["new"]),
+        ({"package": "libssl3", "version": "3.0.2-0ubuntu1.10"}, ["old"]),
+        ({"source": "openssl", "version_gt": "3.0.2-0ubuntu1.10"}, ["deb", "new"]),
+        ({"package": "no-such-package"}, []),
+        ({"needs_reboot": "false"}, ["deb", "empty", "gone", "new", "old"]),
+        ({"stale": "true"}, []),
+        ({"revoked": "no"}, ["deb", "empty", "gone", "new", "old"]),
+    ],
+)
 def test_filterset(fleet, params, expected):
     assert names(MachineFilterSet(params).filter(selectors.machine_list())) == expected
 
@@ -81,9 +89,16 @@ def test_filterset_by_time_and_staleness(fleet):
     assert names(MachineFilterSet({"last_seen_before": cutoff}).filter(qs)) == ["old"]
 
 
-@pytest.mark.parametrize("params", [{"needs_reboot": "maybe"}, {"version_lt": "1.0"},
-                                    {"package": "x", "version_lt": "1.0 beta"}, {"last_seen_before": "someday"},
-                                    {"ordering": "random"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"needs_reboot": "maybe"},
+        {"version_lt": "1.0"},
+        {"package": "x", "version_lt": "1.0 beta"},
+        {"last_seen_before": "someday"},
+        {"ordering": "random"},
+    ],
+)
 def test_filterset_refuses_bad_values(params):
     with pytest.raises(InvalidFilter):
         MachineFilterSet(params)
@@ -93,8 +108,10 @@ def test_counts(fleet):
     Machine.objects.filter(hostname="new").update(is_reboot_required=True)
     counts = selectors.machine_counts(selectors.machine_list())
     assert (counts["total"], counts["needs_reboot"], counts["stale"]) == (5, 1, 0)
-    assert {(r["os_id"], r["release"], r["n"]) for r in counts["releases"]} == {("debian", "12", 1),
-                                                                              ("ubuntu", "22.04", 4)}
+    assert {(r["os_id"], r["release"], r["n"]) for r in counts["releases"]} == {
+        ("debian", "12", 1),
+        ("ubuntu", "22.04", 4),
+    }
 
 
 def test_machine_get_by_name_fqdn_or_uuid(fleet):

@@ -48,8 +48,19 @@ def full(machine, items):
 
 
 def table_counts():
-    return {m.__name__: m.objects.count() for m in (Machine, Package, PackageChunk, PackageChunkMember, PackageSet,
-                                                     PackageSetChunk, PackageChange, EnrollmentToken)}
+    return {
+        m.__name__: m.objects.count()
+        for m in (
+            Machine,
+            Package,
+            PackageChunk,
+            PackageChunkMember,
+            PackageSet,
+            PackageSetChunk,
+            PackageChange,
+            EnrollmentToken,
+        )
+    }
 
 
 # -- registration and credentials ---------------------------------------------------------------------
@@ -58,11 +69,17 @@ def table_counts():
 class TestMachineRegister:
     def test_registration_stores_facts_and_only_hashes(self):
         _, key = services.enrollment_token_create(group="paris-web")
-        creds = services.machine_register(token=key, facts=facts_make("web-01", release="12", os_id="debian"),
-                                          agent_version="0.1.0")
+        creds = services.machine_register(
+            token=key, facts=facts_make("web-01", release="12", os_id="debian"), agent_version="0.1.0"
+        )
         m = Machine.objects.get(pk=creds.machine.pk)
         assert (m.hostname, m.release, m.os_id, m.os_codename, m.enrollment_group) == (
-            "web-01", "12", "debian", "bookworm", "paris-web")
+            "web-01",
+            "12",
+            "debian",
+            "bookworm",
+            "paris-web",
+        )
         assert creds.secret not in (m.secret_hash, m.exchange_token_hash) and len(m.secret_hash) == 64
         assert services.machine_authenticate(client_id=creds.client_id, secret=creds.secret).pk == m.pk
         assert EnrollmentToken.objects.get().uses == 1
@@ -76,7 +93,8 @@ class TestMachineRegister:
     @pytest.mark.parametrize("how", ["expired", "used up", "revoked", "unknown"])
     def test_refused_tokens_register_nothing(self, how):
         token, key = services.enrollment_token_create(
-            max_uses=1, expires=timezone.now() - timedelta(seconds=1) if how == "expired" else None)
+            max_uses=1, expires=timezone.now() - timedelta(seconds=1) if how == "expired" else None
+        )
         if how == "used up":
             services.enrollment_token_use(key)
         if how == "revoked":
@@ -117,8 +135,12 @@ class TestMachineRegister:
 def check_in(machine, token, *, inventory_hash=None, previous=None, facts=None):
     machine = Machine.objects.get(pk=machine.pk)
     return services.machine_check_in(
-        machine=machine, exchange_token=token, facts=facts or facts_make(machine.hostname),
-        inventory_hash=inventory_hash or pk.inventory_hash(BASE), previous_inventory_hash=previous)
+        machine=machine,
+        exchange_token=token,
+        facts=facts or facts_make(machine.hostname),
+        inventory_hash=inventory_hash or pk.inventory_hash(BASE),
+        previous_inventory_hash=previous,
+    )
 
 
 class TestMachineCheckIn:
@@ -168,8 +190,11 @@ class TestMachineCheckIn:
 
     def test_facts_are_updated(self):
         creds = machine_register("old-name")
-        check_in(creds.machine, creds.exchange_token, facts=facts_make("new-name", kernel="6.8.0-1-generic",
-                                                                        reboot_required=True))
+        check_in(
+            creds.machine,
+            creds.exchange_token,
+            facts=facts_make("new-name", kernel="6.8.0-1-generic", reboot_required=True),
+        )
         m = Machine.objects.get(pk=creds.machine.pk)
         assert (m.hostname, m.kernel, m.is_reboot_required) == ("new-name", "6.8.0-1-generic", True)
         assert m.last_seen is not None
@@ -204,8 +229,10 @@ class TestInventoryApplyFull:
 
         assert bytes(bsd.version_key) == version_key("1:2.38.1-5+deb12u3")
         assert bytes(bsd.source_version_key) == version_key("2.38.1-5+deb12u3")
-        assert Package.objects.filter(source="util-linux",
-                                      source_version_key__lt=version_key("2.38.1-5+deb12u4")).count() == 1
+        assert (
+            Package.objects.filter(source="util-linux", source_version_key__lt=version_key("2.38.1-5+deb12u4")).count()
+            == 1
+        )
 
     def test_wrong_hash_changes_nothing(self):
         m = machine_make(packages=BASE)
@@ -250,8 +277,10 @@ class TestInventoryApplyFull:
             assert calls == [(m.pk, set(Package.objects.values_list("id", flat=True)))]
             upgraded = entries(*[e for e in BASE if e[0] != "jq"], entry("jq", "1.6-2.1+deb12u3"))
             full(Machine.objects.get(pk=m.pk), upgraded)
-            old, new = Package.objects.get(name="jq", version="1.6-2.1+deb12u2"), Package.objects.get(
-                name="jq", version="1.6-2.1+deb12u3")
+            old, new = (
+                Package.objects.get(name="jq", version="1.6-2.1+deb12u2"),
+                Package.objects.get(name="jq", version="1.6-2.1+deb12u3"),
+            )
             assert calls[1] == (m.pk, {old.pk, new.pk})
             full(Machine.objects.get(pk=m.pk), upgraded)  # same inventory again: no change, no signal
             assert len(calls) == 2
@@ -264,8 +293,13 @@ class TestInventoryApplyDelta:
         m = machine_make(packages=BASE)
         added = [entry("hello", "2.10-3"), entry("jq", "1.6-2.1+deb12u3")]
         after = pk.apply_delta(BASE, added, [("sl", "amd64")])
-        services.inventory_apply_delta(machine=Machine.objects.get(pk=m.pk), inventory_hash=pk.inventory_hash(after),
-                                       base_hash=pk.inventory_hash(BASE), added=added, removed=[("sl", "amd64")])
+        services.inventory_apply_delta(
+            machine=Machine.objects.get(pk=m.pk),
+            inventory_hash=pk.inventory_hash(after),
+            base_hash=pk.inventory_hash(BASE),
+            added=added,
+            removed=[("sl", "amd64")],
+        )
         m.refresh_from_db()
         assert services.package_set_entries(m.package_set_id) == after
         assert {c.name for c in PackageChange.objects.filter(machine=m)} == {"hello", "jq", "sl"}
@@ -275,12 +309,18 @@ class TestInventoryApplyDelta:
         before = table_counts()
         added = [entry("hello", "2.10-3")]
         with pytest.raises(BaseMismatch) as exc:
-            services.inventory_apply_delta(machine=m, inventory_hash=pk.inventory_hash(entries(*BASE, *added)),
-                                           base_hash="1" * 64, added=added, removed=[])
+            services.inventory_apply_delta(
+                machine=m,
+                inventory_hash=pk.inventory_hash(entries(*BASE, *added)),
+                base_hash="1" * 64,
+                added=added,
+                removed=[],
+            )
         assert exc.value.status == 409 and exc.value.details["known_hash"] == pk.inventory_hash(BASE)
         with pytest.raises(HashMismatch) as exc:
-            services.inventory_apply_delta(machine=m, inventory_hash="2" * 64, base_hash=pk.inventory_hash(BASE),
-                                           added=added, removed=[])
+            services.inventory_apply_delta(
+                machine=m, inventory_hash="2" * 64, base_hash=pk.inventory_hash(BASE), added=added, removed=[]
+            )
         assert exc.value.status == 409  # the agent answers a 409 with its full inventory
         assert table_counts() == before
 

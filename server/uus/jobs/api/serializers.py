@@ -8,9 +8,26 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "name", "title", "kwargs", "state", "locks", "progress_done", "progress_total", "percent",
-                  "result", "error", "created", "started", "finished", "created_by_name", "worker", "attempts",
-                  "is_cancel_requested"]
+        fields = [
+            "id",
+            "name",
+            "title",
+            "kwargs",
+            "state",
+            "locks",
+            "progress_done",
+            "progress_total",
+            "percent",
+            "result",
+            "error",
+            "created",
+            "started",
+            "finished",
+            "created_by_name",
+            "worker",
+            "attempts",
+            "is_cancel_requested",
+        ]
         read_only_fields = fields
 
 

@@ -26,8 +26,9 @@ def test_api_dispatch_runs_in_the_inprocess_worker(admin_user, api_client_for):
     worker = start_inprocess_worker()
     try:
         client = api_client_for(admin_user)
-        r = client.post("/api/v1/jobs/", {"name": "uus.jobs.tasks.selftest", "kwargs": {"steps": 4, "delay": 0.05}},
-                        format="json")
+        r = client.post(
+            "/api/v1/jobs/", {"name": "uus.jobs.tasks.selftest", "kwargs": {"steps": 4, "delay": 0.05}}, format="json"
+        )
         assert r.status_code == 202, r.content
         assert r.json()["job"].endswith(f"/api/v1/jobs/{r.json()['id']}/")
         job = _wait(r.json()["id"])
@@ -45,8 +46,9 @@ def test_api_dispatch_runs_in_the_inprocess_worker(admin_user, api_client_for):
 @pytest.mark.system
 def test_api_dispatch_runs_in_a_uus_worker_process(admin_user, api_client_for, uus_cli):
     client = api_client_for(admin_user)
-    r = client.post("/api/v1/jobs/", {"name": "uus.jobs.tasks.selftest", "kwargs": {"steps": 3, "delay": 0}},
-                    format="json")
+    r = client.post(
+        "/api/v1/jobs/", {"name": "uus.jobs.tasks.selftest", "kwargs": {"steps": 3, "delay": 0}}, format="json"
+    )
     assert r.status_code == 202
     done = uus_cli("worker", "--once", env={"UUS_TASK_BACKEND": "db"})
     assert done.returncode == 0, done.stderr

@@ -76,9 +76,7 @@ def repo_server(tmp_path):
         (_RepoHandler,),
         {"repo_root": repo_root, "pool_root": pool_root, "requests": requests},
     )
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(repo_root))
-    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(repo_root)))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

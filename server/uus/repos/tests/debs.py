@@ -52,9 +52,7 @@ def compress(data: bytes, kind: str) -> bytes:
     if kind == "bz2":
         return bz2.compress(data)
     if kind == "zst":
-        return subprocess.run(
-            ["zstd", "-q", "-c"], input=data, capture_output=True, check=True
-        ).stdout
+        return subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
     assert kind == ""
     return data
 

@@ -78,9 +78,7 @@ def test_all_real_packages_match_dpkg_deb_fields():
             text=True,
             check=True,
         ).stdout
-        assert out == (
-            f"Package: {info.package}\nVersion: {info.version}\nArchitecture: {info.architecture}\n"
-        )
+        assert out == (f"Package: {info.package}\nVersion: {info.version}\nArchitecture: {info.architecture}\n")
 
 
 @pytest.mark.parametrize("compression", ["gzip", "xz", "zstd", "none"])
@@ -163,9 +161,7 @@ def _bad_corpus():
         ),
         (
             "flipped bytes in data.tar.xz",
-            ar_archive(
-                [binary, control, ("data.tar.xz", data[1][:5000] + b"\xff" * 64 + data[1][5064:])]
-            ),
+            ar_archive([binary, control, ("data.tar.xz", data[1][:5000] + b"\xff" * 64 + data[1][5064:])]),
             "corrupt: data.tar.xz",
         ),
         (
@@ -213,9 +209,7 @@ def _bad_corpus():
         ),
         (
             "no control file",
-            ar_archive(
-                [binary, ("control.tar.xz", compress(tar_bytes([("./md5sums", b"")]), "xz")), data]
-            ),
+            ar_archive([binary, ("control.tar.xz", compress(tar_bytes([("./md5sums", b"")]), "xz")), data]),
             "control.tar.xz has no control file",
         ),
         (
@@ -347,9 +341,7 @@ def test_decompression_bomb_is_capped(tmp_path):
 
 
 def test_zstd_truncated_inside_intact_member(tmp_path):
-    deb = dpkg_build(
-        tmp_path, control=SMALL_CONTROL, files={"usr/share/x": os.urandom(5000)}, compression="zstd"
-    )
+    deb = dpkg_build(tmp_path, control=SMALL_CONTROL, files={"usr/share/x": os.urandom(5000)}, compression="zstd")
     binary, control, (name, data) = ar_members(deb.read_bytes())
     bad = tmp_path / "bad.deb"
     bad.write_bytes(ar_archive([binary, control, (name, data[: len(data) // 2])]))
@@ -427,9 +419,7 @@ def test_version_check_agrees_with_dpkg(version):
     """Never accept what dpkg calls an error; refuse dpkg's warnings too (policy says so)."""
     import subprocess
 
-    dpkg = subprocess.run(
-        ["dpkg", "--validate-version", "--", version], capture_output=True, text=True, check=False
-    )
+    dpkg = subprocess.run(["dpkg", "--validate-version", "--", version], capture_output=True, text=True, check=False)
     if valid_version(version):
         assert dpkg.returncode == 0, dpkg.stderr
     elif dpkg.returncode == 0:
@@ -467,9 +457,7 @@ def test_store_refuses_a_wrong_hash_and_leaves_nothing(tmp_path):
 def test_pool_path_for():
     from uus.repos.pool import PoolError, pool_path_for
 
-    assert pool_path_for("hello", "2.10-3", "amd64", None) == (
-        "pool/main/h/hello/hello_2.10-3_amd64.deb"
-    )
+    assert pool_path_for("hello", "2.10-3", "amd64", None) == ("pool/main/h/hello/hello_2.10-3_amd64.deb")
     assert pool_path_for("fortune-mod", "1:1.99.1-7.3", "amd64", "fortune-mod") == (
         "pool/main/f/fortune-mod/fortune-mod_1.99.1-7.3_amd64.deb"
     )
@@ -479,9 +467,7 @@ def test_pool_path_for():
     assert pool_path_for("libssl3", "3.0.11-1", "amd64", "openssl") == (
         "pool/main/o/openssl/libssl3_3.0.11-1_amd64.deb"
     )
-    assert pool_path_for("libjq1", "1.6-2", "amd64", "libjq") == (
-        "pool/main/libj/libjq/libjq1_1.6-2_amd64.deb"
-    )
+    assert pool_path_for("libjq1", "1.6-2", "amd64", "libjq") == ("pool/main/libj/libjq/libjq1_1.6-2_amd64.deb")
     assert pool_path_for("lib", "1", "all") == "pool/main/l/lib/lib_1_all.deb"
     for bad in (("../x", "1", "amd64"), ("a1", "1/../..", "amd64"), ("a1", "1", "../x")):
         with pytest.raises(PoolError):

@@ -88,9 +88,7 @@ def test_format_stanza_refuses_injection():
 
 def test_packages_files_release_and_by_hash(tmp_path):
     infos = [inspect_deb(d, LIMIT) for d in ALL_REAL]
-    stanzas = [
-        i.index_fields(pool_path_for(i.package, i.version, i.architecture, i.source)) for i in infos
-    ]
+    stanzas = [i.index_fields(pool_path_for(i.package, i.version, i.architecture, i.source)) for i in infos]
     suite = tmp_path / "dists" / "uus-local"
     out = suite / "main" / "binary-amd64"
     hashes = write_packages(out, stanzas)
@@ -131,9 +129,7 @@ def test_packages_files_release_and_by_hash(tmp_path):
 
 
 def test_release_date_is_locale_free():
-    assert format_release_date(datetime(2026, 1, 4, 23, 5, 9, tzinfo=UTC)) == (
-        "Sun, 04 Jan 2026 23:05:09 UTC"
-    )
+    assert format_release_date(datetime(2026, 1, 4, 23, 5, 9, tzinfo=UTC)) == ("Sun, 04 Jan 2026 23:05:09 UTC")
 
 
 def test_unchanged_packages_reuse_compressed_files(tmp_path):
@@ -142,9 +138,7 @@ def test_unchanged_packages_reuse_compressed_files(tmp_path):
     first = write_packages(tmp_path / "a", [stanza])
     second = write_packages(tmp_path / "b", [stanza], previous_dir=tmp_path / "a")
     assert first == second
-    assert (tmp_path / "a" / "Packages.xz").stat().st_ino == (
-        tmp_path / "b" / "Packages.xz"
-    ).stat().st_ino
+    assert (tmp_path / "a" / "Packages.xz").stat().st_ino == (tmp_path / "b" / "Packages.xz").stat().st_ino
 
 
 @pytest.mark.skipif(not BOOKWORM.exists(), reason="shared Debian data not present")

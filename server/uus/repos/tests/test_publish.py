@@ -72,9 +72,7 @@ def _fetch(url: str) -> bytes:
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -102,9 +100,7 @@ def test_apt_update_and_download_over_http(published, apt_client):
     assert download.returncode == 0, download.stdout + download.stderr
     got = apt_client.root / "download" / "cowsay_3.03+dfsg2-8_all.deb"
     assert got.read_bytes() == COWSAY.read_bytes()
-    assert (apt_client.root / "download" / "hello_2.10-3_amd64.deb").read_bytes() == (
-        HELLO.read_bytes()
-    )
+    assert (apt_client.root / "download" / "hello_2.10-3_amd64.deb").read_bytes() == (HELLO.read_bytes())
     # the pool is not copied into generations: only index files live there
     assert not (repo_root / "pool").exists()
     assert "/pool/main/c/cowsay/cowsay_3.03+dfsg2-8_all.deb" in requests
@@ -252,18 +248,14 @@ def test_resolve_pool_path_only_serves_what_a_generation_names(tmp_path):
     repo_root = tmp_path / "repos" / "ring1"
     pool = tmp_path / "pool"
     hello, sl = _ingest(pool, HELLO, SL)
-    publish_tree(
-        repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [hello], None, None)
-    )
+    publish_tree(repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [hello], None, None))
     hello_path = "pool/main/h/hello/hello_2.10-3_amd64.deb"
     sl_path = "pool/main/s/sl/sl_5.02-1+b1_amd64.deb"
     assert resolve_pool_path(repo_root, hello_path, pool).read_bytes() == HELLO.read_bytes()
     assert resolve_pool_path(repo_root, sl_path, pool) is None  # stored, but not in this ring
     assert resolve_pool_path(repo_root, "pool/../../etc/passwd", pool) is None
     assert resolve_pool_path(repo_root, "dists/uus-local/Release", pool) is None
-    publish_tree(
-        repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [sl], None, None)
-    )
+    publish_tree(repo_root, lambda t: build_suite(t, "uus-local", "main", ["amd64"], [sl], None, None))
     # hello left the ring, but the previous generation still names it for clients in flight
     assert resolve_pool_path(repo_root, hello_path, pool) is not None
     assert resolve_pool_path(repo_root, sl_path, pool) is not None
@@ -304,9 +296,7 @@ def test_lock_is_held_across_processes(tmp_path):
         f"publish_tree(pathlib.Path({str(repo_root)!r}), build)\n"
     )
     server_dir = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(server_dir)}
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(server_dir)})
     try:
         deadline = time.monotonic() + 20
         while not ready.exists():
@@ -339,9 +329,7 @@ def test_republish_within_one_second_still_looks_modified(tmp_path):
     infos = [inspect_deb(d, LIMIT) for d in (COWSAY, HELLO)]
 
     def build(items):
-        return lambda t: build_suite(
-            t, "uus-local", "main", ["amd64"], items, None, 7, previous_root=repo_root
-        )
+        return lambda t: build_suite(t, "uus-local", "main", ["amd64"], items, None, 7, previous_root=repo_root)
 
     publish_tree(repo_root, build(infos))
     before = int((repo_root / "dists/uus-local/Release").stat().st_mtime)

@@ -170,9 +170,7 @@ def test_import_an_existing_key(tmp_path, gnupg_home, session_key, caplog):
     assert fpr == src_fpr
     assert signing_keys(gnupg_home)["current"] == fpr
     release = _signed_release(tmp_path, gnupg_home)
-    assert (
-        _gpgv(_keyring(tmp_path, gnupg_home, "k"), release.with_name("InRelease")).returncode == 0
-    )
+    assert _gpgv(_keyring(tmp_path, gnupg_home, "k"), release.with_name("InRelease")).returncode == 0
     assert "PRIVATE" not in caplog.text
     secret_body = secret.decode().splitlines()[3]
     assert secret_body not in caplog.text

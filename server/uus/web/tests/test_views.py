@@ -50,7 +50,7 @@ def test_dashboard_shows_a_chart_and_recent_jobs(auditor_user):
     dispatch("uus.jobs.tasks.selftest", kwargs={"steps": 1})
     r = _login(auditor_user).get("/")
     assert r.status_code == 200
-    assert b"<svg class=\"chart\"" in r.content and b"Self-test" in r.content
+    assert b'<svg class="chart"' in r.content and b"Self-test" in r.content
 
 
 def test_auditor_cannot_create_tokens_or_users_operator_cannot_manage_users(auditor_user, operator_user):
