@@ -161,7 +161,7 @@ class AffectedPackage(models.Model):
     fixed_key = models.BinaryField(max_length=512, null=True, blank=True)
     versions = models.JSONField(default=list, blank=True)
     binaries = models.JSONField(default=list, blank=True)
-    availability = models.CharField(max_length=64, blank=True, default="")
+    availability = models.CharField(max_length=500, blank=True, default="")  # a sentence with a URL
     cves = models.JSONField(
         default=list, blank=True, help_text="this entry's own CVE list (cves_map); empty: the notice's CVEs"
     )

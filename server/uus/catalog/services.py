@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from uus.core.debversion import version_key
@@ -124,9 +124,16 @@ def notices_import(source: str, *, ctx=None) -> NoticeImportResult:
             if ctx:
                 ctx.log(f"skipped {name}: {rec.message}")
         else:
-            outcome = notice_store(rec)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-            if outcome != "unchanged":
+            try:
+                outcome = notice_store(rec)
+            except DataError as exc:  # a value the schema cannot hold: this notice only, rolled back whole
+                reason = f"{rec.id} does not fit the catalog: {str(exc).splitlines()[0]}"
+                result.failed.append({"path": name, "reason": reason})
+                log.warning("notices import: skipped %s: %s", name, reason)
+                outcome = None
+            if outcome:
+                setattr(result, outcome, getattr(result, outcome) + 1)
+            if outcome in ("imported", "updated"):
                 changed.append(rec.id)
         if ctx:
             ctx.set_done(n)
