@@ -91,6 +91,34 @@ def test_apt_upgrade_job_applies_security_update(root: Path, state_dir: Path, ht
     assert "hello" not in versions(root)  # only-upgrade never installs something new
 
 
+def test_rollback_install_downgrades_only_when_allowed(
+    root: Path, state_dir: Path, http_dir
+) -> None:
+    """A rollback job names the older versions with allow_downgrades; a plain install of an older
+    version is refused by apt-get -y and changes nothing."""
+    www, url = http_dir
+    dpkg(root, "-i", deb("libjq1_1.6-2.1+deb12u3"), deb("jq_1.6-2.1+deb12u3"))
+    build_repo(
+        www, "debian", "bookworm", [deb("jq_1.6-2.1+deb12u2"), deb("libjq1_1.6-2.1+deb12u2")]
+    )
+    (root / "etc/apt/sources.list").write_text("deb [trusted=yes] %s/debian bookworm main\n" % url)
+    r = runner(root, state_dir)
+    older = ["jq=1.6-2.1+deb12u2", "libjq1=1.6-2.1+deb12u2"]
+    refused = r.process({"id": "job-plain", "type": "apt_install", "params": {"packages": older}})
+    assert (
+        refused is not None and refused["status"] == "failed" and refused["error"] == "apt_failed"
+    )
+    assert refused["packages"] == [] and versions(root)["jq"] == ("1.6-2.1+deb12u3", "installed")
+    params = {"packages": older, "allow_downgrades": True}
+    result = r.process({"id": "job-rollback", "type": "apt_install", "params": params})
+    assert result is not None and result["status"] == "succeeded", result["output"]
+    assert "--allow-downgrades" in result["output"]
+    assert [(p["name"], p["before"], p["after"]) for p in result["packages"]] == [
+        ("jq", "1.6-2.1+deb12u3", "1.6-2.1+deb12u2"),
+        ("libjq1", "1.6-2.1+deb12u3", "1.6-2.1+deb12u2"),
+    ]
+
+
 def test_failed_install_reports_apt_failure(root: Path, state_dir: Path, http_dir) -> None:
     www, url = http_dir
     build_repo(www, "debian", "stable", [deb("hello_")])

@@ -140,6 +140,23 @@ def test_check_in_sends_full_then_delta_inventory(server, root, state_dir) -> No
     )
 
 
+def test_inventory_the_server_already_holds_becomes_the_delta_base(server, root, state_dir) -> None:
+    """The answer to an upload was lost (server killed after its commit): the next check-in
+    hears "ok", and the agent takes its current inventory as the base, so the next change goes
+    up as a delta."""
+    registered(server, root, state_dir)
+    assert agent(root, state_dir, "check-in") == 0
+    (state_dir / "inventory.json").unlink()
+    assert agent(root, state_dir, "check-in") == 0
+    assert [b["kind"] for b in server.posts("inventory/")] == ["full"]
+    stored = json.loads((state_dir / "inventory.json").read_text())
+    assert stored["inventory_hash"] == server.only_machine()["inventory_hash"]
+    dpkg(root, "-i", deb("hello_"))
+    assert agent(root, state_dir, "check-in") == 0
+    assert [b["kind"] for b in server.posts("inventory/")] == ["full", "delta"]
+    assert server.only_machine()["packages"] == dpkg_query(root / "var/lib/dpkg")
+
+
 def test_delta_refused_falls_back_to_full(server, root, state_dir) -> None:
     registered(server, root, state_dir)
     assert agent(root, state_dir, "check-in") == 0

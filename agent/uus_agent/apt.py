@@ -268,8 +268,12 @@ class Apt:
     def update(self) -> AptResult:
         return self.run(["update"])
 
-    def install(self, packages: List[str]) -> AptResult:
-        return self.run(["install", "--no-install-recommends", *check_package_args(packages)])
+    def install(self, packages: List[str], allow_downgrades: bool = False) -> AptResult:
+        # A rollback names older versions; apt-get -y refuses those unless told explicitly.
+        extra = ["--allow-downgrades"] if allow_downgrades else []
+        return self.run(
+            ["install", "--no-install-recommends", *extra, *check_package_args(packages)]
+        )
 
     def remove(self, packages: List[str], purge: bool = False) -> AptResult:
         return self.run(["purge" if purge else "remove", *check_package_args(packages)])

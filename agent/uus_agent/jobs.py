@@ -118,7 +118,8 @@ def apt_update(ctx: JobContext, params: Dict[str, Any]) -> Outcome:
 def apt_install(ctx: JobContext, params: Dict[str, Any]) -> Outcome:
     pkgs = _packages(params)
     assert pkgs is not None
-    return _with_update(ctx, params, lambda: ctx.apt.install(pkgs))
+    downgrade = params.get("allow_downgrades", False) is True
+    return _with_update(ctx, params, lambda: ctx.apt.install(pkgs, allow_downgrades=downgrade))
 
 
 @handler("apt_remove")

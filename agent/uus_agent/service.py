@@ -141,7 +141,12 @@ class Agent:
         if answer["apt"] is not None:
             self._apply_apt(transport, answer["apt"], summary)
         # 4. inventory, if the server does not know our hash.
-        if answer["inventory"] != "ok":
+        if answer["inventory"] == "ok":
+            if previous_hash != current_hash:
+                # The server holds this inventory already (an upload whose answer we lost, or
+                # another machine's identical one it adopted): it is the base of our next delta.
+                self.state.save_inventory(current_hash, packages)
+        else:
             try:
                 self._send_inventory(
                     transport, auth, answer["inventory"], packages, current_hash, acked_inv, summary

@@ -144,6 +144,9 @@ class InProcess:
         from django.core.handlers.wsgi import WSGIHandler
 
         self.app = WSGIHandler()
+        # CPU time of this process inside the handler: on a shared machine the wall-clock rate also
+        # counts the time spent waiting for a core; this one does not (PostgreSQL's own CPU is not in it).
+        self.last_cpu = 0.0
 
     def post(self, path: str, body: bytes, auth: str | None = None) -> tuple[int, dict, float]:
         environ = {
@@ -164,12 +167,13 @@ class InProcess:
         if auth:
             environ["HTTP_AUTHORIZATION"] = auth
         status = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = self.app(environ, lambda s, h, e=None: status.append(s))
         data = b"".join(result)
         if hasattr(result, "close"):
             result.close()
         elapsed = time.perf_counter() - t0
+        self.last_cpu = time.process_time() - c0
         return int(status[0][:3]), json.loads(data), elapsed
 
     def peak_memory_kib(self) -> int:
@@ -241,24 +245,36 @@ class Http:
 
 
 class Phase:
-    def __init__(self, name: str):
+    def __init__(self, name: str, transport=None):
         self.name = name
         self.n = 0
         self.busy = 0.0
         self.wall0 = time.perf_counter()
         self.wall = 0.0
         self.outcomes: Counter = Counter()
+        self.transport = transport
+        self.cpu = 0.0
 
     def add(self, status: int, data: dict, elapsed: float, expect: int = 200) -> dict:
         if status != expect:
             raise SystemExit(f"{self.name}: HTTP {status}: {data}")
         self.n += 1
         self.busy += elapsed
+        self.cpu += getattr(self.transport, "last_cpu", 0.0)
         return data
 
     def done(self) -> Phase:
         self.wall = time.perf_counter() - self.wall0
         return self
+
+    def report(self) -> Phase:
+        """One line as soon as the phase ends, so that a long run shows its figures as it goes."""
+        cpu = f", {self.n / self.cpu:.1f}/s per CPU-second of the server process" if self.cpu else ""
+        print(f"  {self.name}: {self.n} in {self.wall:.1f}s wall, {self.busy:.1f}s in the handler{cpu}", flush=True)
+        return self
+
+    def cpu_rate(self) -> float | None:
+        return round(self.n / self.cpu, 1) if self.cpu else None
 
     def rate(self, concurrent: bool) -> float:
         t = self.wall if concurrent else self.busy
@@ -295,6 +311,21 @@ def run_all(items, fn, concurrency: int):
         t.join()
     if errors:
         raise errors[0]
+
+
+def profiled(on: bool, fn, *args) -> None:
+    """fn(*args), under cProfile when `on` (in-process only: the server runs in this process)."""
+    if not on:
+        fn(*args)
+        return
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(fn, *args)
+    stats = pstats.Stats(prof, stream=sys.stdout).strip_dirs().sort_stats("cumulative")
+    stats.print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def database_sizes() -> dict[str, int]:
@@ -342,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         "--persistent-connections",
         action="store_true",
         help="in-process: keep the database connection between requests (CONN_MAX_AGE=None)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("registrations", "full", "check-ins", "deltas"),
+        help="run this phase under cProfile and print where the time goes (slows the phase down)",
     )
     p.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     args = p.parse_args(argv)
@@ -409,17 +445,17 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[Phase] = []
     try:
         # 1. registrations
-        ph = Phase("registrations")
+        ph = Phase("registrations", transport)
 
         def register(m: Machine):
             d = ph.add(*transport.post("/api/agent/v1/register/", m.register_body(enroll)), expect=201)
             m.client_id, m.secret, m.token = d["client_id"], d["secret"], d["exchange_token"]
 
-        run_all(machines, register, concurrency)
-        phases.append(ph.done())
+        profiled(args.profile == "registrations", run_all, machines, register, concurrency)
+        phases.append(ph.done().report())
 
         # 2. a full inventory from every machine (as after a server reset: nothing is known yet)
-        ph = Phase("full inventory uploads")
+        ph = Phase("full inventory uploads", transport)
         sizes = []
 
         def upload_full(m: Machine):
@@ -430,25 +466,26 @@ def main(argv: list[str] | None = None) -> int:
             ph.add(*transport.post("/api/agent/v1/inventory/", body, m.auth))
             m.acked_hash = h
 
-        run_all(machines, upload_full, concurrency)
-        phases.append(ph.done())
+        profiled(args.profile == "full", run_all, machines, upload_full, concurrency)
+        phases.append(ph.done().report())
         full_sizes = (min(sizes), sum(sizes) // len(sizes), max(sizes))
 
         # 3. unchanged check-ins
-        ph = Phase("unchanged check-ins")
+        ph = Phase("unchanged check-ins", transport)
 
         def check_in(m: Machine):
             d = ph.add(*transport.post("/api/agent/v1/check-in/", m.check_in_body(m.acked_hash), m.auth))
             m.token = d["next_exchange_token"]
             ph.outcomes[d["inventory"]] += 1
 
-        run_all([m for _ in range(args.check_in_rounds) for m in machines], check_in, concurrency)
-        phases.append(ph.done())
+        rounds = [m for _ in range(args.check_in_rounds) for m in machines]
+        profiled(args.profile == "check-ins", run_all, rounds, check_in, concurrency)
+        phases.append(ph.done().report())
 
         # 4. machines behind on security updates upgrade to the latest patch level
         behind = [m for m in machines if m.spec.level < F.LEVELS - 1]
-        ci = Phase("check-ins after an upgrade")
-        ph = Phase("delta uploads")
+        ci = Phase("check-ins after an upgrade", transport)
+        ph = Phase("delta uploads", transport)
 
         def upgrade(m: Machine):
             base = F.inventory(m.spec, releases)
@@ -463,9 +500,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("the server asked for a full inventory where it knew the base")
             m.acked_hash = h
 
-        run_all(behind, upgrade, concurrency)
-        phases.append(ci.done())
-        phases.append(ph.done())
+        profiled(args.profile == "deltas", run_all, behind, upgrade, concurrency)
+        phases.append(ci.done().report())
+        phases.append(ph.done().report())
         peak_kib = transport.peak_memory_kib()
     finally:
         transport.close()
@@ -486,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(sizes_by_table.values())
     packages_bytes = sizes_by_table.get("inventory_package", 0)
     per_machine = (total - packages_bytes) / max(1, args.machines)
+    # History grows with every change a machine makes, and message ids are forgotten after an hour
+    # (agentapi.tasks): both are shown apart from the inventory's own cost per machine.
+    history_bytes = sizes_by_table.get("inventory_packagechange", 0)
+    messages_bytes = sizes_by_table.get("agentapi_agentmessage", 0)
+    inventory_per_machine = (total - packages_bytes - history_bytes - messages_bytes) / max(1, args.machines)
 
     concurrent = args.http or concurrency > 1
     figures = {
@@ -494,12 +536,16 @@ def main(argv: list[str] | None = None) -> int:
         "transport": transport.name + (f", {concurrency} client threads" if concurrent else ""),
         "packages per machine (min/avg/max)": full_sizes,
         **{f"{ph.name}/s": round(ph.rate(concurrent), 1) for ph in phases},
+        **{f"{ph.name}/s per CPU-second of the server process": ph.cpu_rate() for ph in phases if ph.cpu},
         "check-in answers": dict(phases[2].outcomes),
         "answers after an upgrade": dict(phases[3].outcomes),
         **counts,
         "database bytes, inventory tables": total,
         "database bytes, distinct packages table": packages_bytes,
         "database bytes per machine beyond distinct packages": round(per_machine),
+        "  of which machine and inventory (no history, no message ids)": round(inventory_per_machine),
+        "  history bytes per change row": round(history_bytes / max(1, counts["history rows"])),
+        "  message-id bytes per machine (pruned after an hour)": round(messages_bytes / max(1, args.machines)),
         "bytes by table": sizes_by_table,
         "garbage collection": {**collected, "seconds": round(gc_seconds, 2)},
         "peak memory MiB (" + ("uus serve" if args.http else "server and simulator, one process") + ")": round(

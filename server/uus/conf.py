@@ -48,10 +48,23 @@ KEYS: dict[str, Key] = {
     "login_max_failures": Key(int, 5, "Failed logins per user name (or 4x per address) before a lockout."),
     "login_lockout_minutes": Key(int, 15, "Window and lockout length for failed logins."),
     "upload_max_mb": Key(int, 512, "Largest .deb accepted by an upload."),
+    "repo_valid_days": Key(int, 7, "Days a published repository stays valid (Valid-Until); re-signed daily."),
+    "cache_max_mb": Key(int, 0, "Pull-through cache size limit (LRU eviction of unreferenced files); 0 = none."),
     "session_cookie_secure": Key(bool, False, "Send session cookies over HTTPS only."),
     "worker_poll_seconds": Key(float, 1.0, "How often an idle worker looks for queued jobs."),
     "notices_feed_url": Key(str, "", "OSV notices archive or directory imported every 6 hours; empty = off."),
     "upstream_sync_minutes": Key(int, 360, "How often every enabled upstream archive is synced."),
+    "notify_emails": Key(list, [], "Addresses told of new security updates, halted deployments and failed jobs."),
+    "notify_webhook": Key(str, "", "URL that receives the same notifications as JSON POSTs; empty = off."),
+    "notify_min_priority": Key(
+        str, "high", "Lowest notice priority announced.", ("negligible", "low", "medium", "high", "critical")
+    ),
+    "smtp_host": Key(str, "localhost", "SMTP server for notification e-mail."),
+    "smtp_port": Key(int, 25, "SMTP port."),
+    "smtp_user": Key(str, "", "SMTP user name; empty = no authentication."),
+    "smtp_password": Key(str, "", "SMTP password (prefer the UUS_SMTP_PASSWORD environment variable)."),
+    "smtp_starttls": Key(bool, False, "Use STARTTLS on the SMTP connection."),
+    "email_from": Key(str, "uus@localhost", "Sender address of notification e-mail."),
 }
 
 

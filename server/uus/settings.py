@@ -37,9 +37,12 @@ INSTALLED_APPS = [
     "uus.catalog",
     "uus.inventory",
     "uus.approvals",
+    "uus.repos",
     "uus.agentapi",
     "uus.directory",
     "uus.exposure",
+    "uus.audit",
+    "uus.deployments",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +87,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_DIR / "uus.sqlite3"),
+            # Kept open between requests: closing the last WAL connection checkpoints the WAL, which
+            # cost ~2.6 ms of every agent check-in (docs/performance.md, "Fleet").
+            "CONN_MAX_AGE": 600,
             # WAL lets the web server, the worker thread and CLI processes read while one writes;
             # IMMEDIATE transactions take the write lock up front instead of failing half-way.
             "OPTIONS": {
@@ -117,6 +123,15 @@ SESSION_COOKIE_SECURE = CONFIG["session_cookie_secure"]
 CSRF_COOKIE_SECURE = CONFIG["session_cookie_secure"]
 SESSION_COOKIE_AGE = 12 * 3600
 X_FRAME_OPTIONS = "DENY"
+
+# Notification e-mail (deployments.notifications) goes through Django's mail machinery.
+EMAIL_HOST = CONFIG["smtp_host"]
+EMAIL_PORT = CONFIG["smtp_port"]
+EMAIL_HOST_USER = CONFIG["smtp_user"]
+EMAIL_HOST_PASSWORD = CONFIG["smtp_password"]
+EMAIL_USE_TLS = CONFIG["smtp_starttls"]
+DEFAULT_FROM_EMAIL = CONFIG["email_from"]
+EMAIL_TIMEOUT = 30
 SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

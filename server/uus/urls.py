@@ -12,7 +12,11 @@ urlpatterns = [
     path("api/agent/v1/", include("uus.agentapi.urls")),
     re_path(r"^api/", not_found_view),
     path("machines/", include("uus.inventory.urls")),
+    path("", include("uus.repos.urls")),
     path("", include("uus.catalog.urls")),
     path("directory/", include("uus.directory.urls")),
+    path("exposure/", include("uus.exposure.urls")),
+    path("", include("uus.approvals.urls")),
+    path("deployments/", include("uus.deployments.urls")),
     path("", include("uus.web.urls")),
 ]

@@ -8,14 +8,20 @@ Nothing is mocked: the roots are directories that dpkg works on with --root (des
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from uus.inventory import services
 from uus.inventory.models import Machine, PackageChange
+from uus.testing.fixtures import uus_command
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -204,3 +210,157 @@ def test_a_cloned_state_directory_is_detected(live_server, tmp_path):
     assert r.returncode == 1 and "clone_suspected" in r.stderr, r.stdout + r.stderr
     assert Machine.objects.get().is_clone_suspected
     assert agent(state, root, "check-in").returncode == 0  # the original goes on
+
+
+# -- a server that dies mid-upload ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """`uus serve` as a real process on its own embedded data directory, which outlives the process."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("UUS_")}
+        self.env.update({"UUS_DATA_DIR": str(data_dir), "UUS_LOG_LEVEL": "WARNING"})
+        self.proc = None
+
+    def start(self) -> None:
+        log = open(self.data_dir / "serve.log", "a")
+        self.proc = subprocess.Popen(
+            [*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}", "--no-worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("uus serve did not answer /healthz")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as in a power cut or an OOM kill."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*uus_command(), *args], env=self.env, capture_output=True, text=True, timeout=120)
+
+
+class KillingProxy:
+    """Passes HTTP requests to the server; armed, it kills the server as soon as it has passed on the
+    body of an inventory upload, so that the agent never gets an answer."""
+
+    def __init__(self, server: ServeProcess):
+        self.server = server
+        self.armed = False
+        self.killed_during = None
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _read_message(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+
+    def _serve(self) -> None:
+        while True:
+            conn, _ = self.sock.accept()
+            with conn:
+                request = self._read_message(conn)
+                path = request.split(b" ", 2)[1].decode()
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.server.port), timeout=60)
+                except OSError:
+                    continue  # the server is down: the agent sees a closed connection
+                with upstream:
+                    upstream.sendall(request)
+                    if self.armed and "/inventory" in path:
+                        self.armed = False
+                        self.killed_during = path
+                        self.server.kill()
+                        continue
+                    conn.sendall(self._read_message(upstream))
+
+
+def test_a_server_killed_mid_upload_loses_nothing(tmp_path):
+    """kill -9 of `uus serve` while it receives an inventory, then again right after it answered a delta:
+    after each restart the server has every inventory it acknowledged, and the agent's retry completes
+    what it had not acknowledged."""
+    data = tmp_path / "var"
+    data.mkdir()
+    server = ServeProcess(data)
+    server.start()
+    proxy = KillingProxy(server)
+    r = server.cli("tokens", "create", "--json")
+    assert r.returncode == 0, r.stderr
+    token = json.loads(r.stdout)["token"]
+    root = make_root(tmp_path / "root", "db-01")
+    dpkg(root, "-i", deb("hello_2.10-3_amd64"), deb("libjq1_1.6-2.1+deb12u2_amd64"), deb("jq_1.6-2.1+deb12u2_amd64"))
+    state = tmp_path / "state"
+    assert agent(state, root, "register", "--server", proxy.url, "--token", token).returncode == 0
+
+    def server_packages() -> list[tuple]:
+        r = server.cli("machines", "packages", "db-01", "--json")
+        assert r.returncode == 0, r.stderr
+        rows = [
+            (p["name"], p["architecture"], p["version"], p["source"], p["source_version"], p["status"])
+            for p in json.loads(r.stdout)
+        ]
+        return sorted(rows, key=lambda x: (x[0], x[1]))
+
+    # 1. The server dies while the full inventory is on its way: the agent reports the failure.
+    proxy.armed = True
+    r = agent(state, root, "check-in")
+    assert proxy.killed_during == "/api/agent/v1/inventory/"
+    assert r.returncode == 1 and "inventory upload failed" in r.stderr, r.stdout + r.stderr
+
+    # 2. After the restart the agent's next check-in completes it (or finds it stored, if the commit won).
+    server.start()
+    r = agent(state, root, "check-in")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "full 7 packages" in r.stdout or "inventory up to date" in r.stdout, r.stdout
+    assert server_packages() == dpkg_query(root)
+
+    # 3. A delta the server acknowledged survives a kill -9 right after it.
+    dpkg(root, "-i", deb("libjq1_1.6-2.1+deb12u3_amd64"), deb("jq_1.6-2.1+deb12u3_amd64"))
+    r = agent(state, root, "check-in")
+    assert r.returncode == 0 and "delta +2 -0" in r.stdout, r.stdout + r.stderr
+    server.kill()
+    server.start()
+    assert server_packages() == dpkg_query(root)
+    r = agent(state, root, "check-in")
+    assert r.returncode == 0 and "inventory up to date" in r.stdout, r.stdout + r.stderr
+    r = server.cli("machines", "history", "db-01", "--json")
+    assert {(c["name"], c["kind"]) for c in json.loads(r.stdout)} == {("jq", "upgraded"), ("libjq1", "upgraded")}
+    server.kill()

@@ -87,3 +87,34 @@ def test_add_sync_and_list_machines_by_ou(acceptance_ldap, data_dir, uus_cli, tm
         assert PASSWORD not in text
     for job in Job.objects.all():
         assert PASSWORD not in job.log and PASSWORD not in json.dumps(job.result) and PASSWORD not in job.error
+
+
+corp_ldap = slapd_fixture(name="corp_ldap", scope="module", tls=True, memberof=True)  # CA and cert made by openssl
+
+
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_tls_with_the_ca_file_option(corp_ldap, data_dir, uus_cli, tmp_path, tls):
+    """The test CA is not in the system's trust store: without --ca-file TLS fails with a clear error
+    and nothing is stored; with it, the same directory syncs."""
+    from uus.directory.models import OrganizationalUnit
+
+    pw = tmp_path / "pw"
+    pw.write_text("Reader-pass-1")
+    url = corp_ldap.ldaps_url if tls == "ldaps" else corp_ldap.url
+    add = ["directory", "add", "corp", url, "--base-dn", "dc=corp,dc=test", "--password-file", str(pw)]
+    add += ["--bind-dn", "cn=uus-reader,ou=Service Accounts,dc=corp,dc=test"]
+    if tls == "starttls":
+        add.append("--start-tls")
+    first = uus_cli(*add)
+    assert first.returncode == 0 and "connection test FAILED: TLS handshake failed" in first.stderr
+    assert "certificate verify failed" in first.stderr
+    failed = uus_cli("directory", "sync", "corp")
+    assert failed.returncode != 0 and "TLS handshake failed" in failed.stderr
+    assert not OrganizationalUnit.objects.exists()
+    again = uus_cli(*add, "--replace", "--ca-file", str(corp_ldap.ca_cert))
+    assert again.returncode == 0 and "connection test ok" in again.stderr, again.stderr
+    synced = uus_cli("directory", "sync", "corp", "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert json.loads(synced.stdout)["corp"]["ous"]["total"] == OrganizationalUnit.objects.count() > 0
+    for r in (first, failed, again, synced):
+        assert "Reader-pass-1" not in r.stdout + r.stderr

@@ -34,28 +34,33 @@ MESSAGE_MEMORY = 2 * MAX_CLOCK_SKEW + timedelta(minutes=30)  # a replay older th
 
 
 def job_results_record(machine: Machine, results: list[dict]) -> list[str]:
-    """Store job results, idempotently by job id, and return the ids the agent may forget.
+    """Store job results, idempotently by job id (uus.deployments: the first result wins), and return
+    the ids the agent may forget. A malformed result is not acknowledged (the agent keeps it) and is logged."""
+    from uus.deployments.services import job_results_record as record
 
-    For now every well-formed result is acknowledged and not kept: no jobs exist yet. A malformed
-    one is not acknowledged (the agent keeps it) and is logged.
-    """
-    acked = []
+    good = []
     for r in results:
         if job_result_is_well_formed(r):
-            acked.append(r["job_id"])
+            good.append(r)
         else:
             log.warning("machine %s sent a malformed job result; it is not acknowledged", machine.hostname)
-    return acked
+    return record(machine, good) if good else []
 
 
 def jobs_for_machine(machine: Machine) -> list[dict]:
-    """Jobs to deliver: [{id, type, params, deadline}]."""
-    return []
+    """Jobs to deliver: [{id, type, params, deadline}] (uus.deployments)."""
+    from uus.deployments.services import jobs_for_machine as deliver
+
+    return deliver(machine)
 
 
 def apt_for_machine(machine: Machine) -> dict | None:
-    """{"sources": ..., "key_url": ...} for the machine's ring, or None to leave apt alone."""
-    return None
+    """{"sources": ..., "key_url": ...} for the machine's ring, or None to leave apt alone (its ring
+    has not been published yet). URLs use `base_url`, else the address the agent reached us at."""
+    from uus.approvals.selectors import ring_of
+    from uus.repos.services import apt_sources_for_ring, public_base_url
+
+    return apt_sources_for_ring(ring_of(machine), public_base_url())
 
 
 # -- replay and clock -----------------------------------------------------------------------------

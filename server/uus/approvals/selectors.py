@@ -1,26 +1,260 @@
-"""Reads of rings and approvals."""
+"""Reads of rings, approvals and machine groups.
+
+`ring_visible_packages(ring)` is what the ring's APT repository publishes (uus.repos reads it):
+exactly the approved versions, plus versions kept for rollback, never a declined one.
+`approval_state(ring, package, version)` is what other apps (exposure) show next to a finding.
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import fnmatch
+import re
+from dataclasses import dataclass
 
-from .models import Ring, RingMembership
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from uus.core.debversion import version_key
+
+from .choices import ApprovalState, GroupKind
+from .exceptions import GroupNotFound, RingNotFound
+from .models import Approval, MachineGroup, RetainedVersion, Ring
 
 DEFAULT_RING = "production"
+PENDING = "pending"  # no decision recorded
 
 
 def ring_list() -> QuerySet[Ring]:
     return Ring.objects.all()
 
 
+def ring_get(name: str) -> Ring:
+    if name == DEFAULT_RING:
+        return default_ring()
+    try:
+        return Ring.objects.get(name=name)
+    except Ring.DoesNotExist:
+        known = ", ".join(Ring.objects.values_list("name", flat=True))
+        raise RingNotFound(f"no ring named '{name}' (rings: {known})") from None
+
+
+def default_ring() -> Ring:
+    """`production`, which migration 0001 creates; made again if a database flush removed it (a
+    transactional test), since every machine without a membership belongs to it."""
+    ring = Ring.objects.filter(name=DEFAULT_RING).first()
+    if ring is None:
+        ring, _ = Ring.objects.get_or_create(
+            name=DEFAULT_RING, defaults={"position": 100, "description": "the rest of the fleet"}
+        )
+    return ring
+
+
 def ring_of(machine) -> Ring:
-    m = RingMembership.objects.select_related("ring").filter(machine=machine).first()
-    return m.ring if m else Ring.objects.get(name=DEFAULT_RING)
+    ring = Ring.objects.filter(memberships__machine=machine).first()
+    return ring or default_ring()
+
+
+def ring_machines(ring: Ring) -> QuerySet:
+    """Machines (not revoked) in a ring; machines without a membership are in `production`."""
+    from uus.inventory.models import Machine
+
+    qs = Machine.objects.filter(is_revoked=False)
+    if ring.name == DEFAULT_RING:
+        return qs.filter(Q(ring_membership__isnull=True) | Q(ring_membership__ring=ring))
+    return qs.filter(ring_membership__ring=ring)
+
+
+def ring_next(ring: Ring) -> Ring | None:
+    """The ring after `ring` in promotion order."""
+    return Ring.objects.filter(position__gt=ring.position).order_by("position", "name").first()
+
+
+def approval_list(*, ring: Ring | None = None, state: str = "", name: str = "") -> QuerySet[Approval]:
+    qs = Approval.objects.select_related("ring")
+    if ring is not None:
+        qs = qs.filter(ring=ring)
+    if state:
+        qs = qs.filter(state=state)
+    if name:
+        qs = qs.filter(name=name)
+    return qs.order_by("ring__position", "name", "version_key")
+
+
+def approval_state(ring: Ring, package: str, version: str) -> str:
+    """approved | declined | held | pending (no decision yet)."""
+    state = Approval.objects.filter(ring=ring, name=package, version=version).values_list("state", flat=True).first()
+    return state or PENDING
+
+
+def approved_versions(ring: Ring) -> dict[str, list[tuple[bytes, str]]]:
+    """{package name: [(version key, version), ...]} of the ring's approved set (without versions above
+    a pinned one)."""
+    pins: dict[str, bytes] = {}
+    for name, key in Approval.objects.filter(ring=ring, is_pinned=True).values_list("name", "version_key"):
+        pins[name] = min(pins.get(name, bytes(key)), bytes(key))
+    out: dict[str, list[tuple[bytes, str]]] = {}
+    rows = Approval.objects.filter(ring=ring, state=ApprovalState.APPROVED).values_list(
+        "name", "version_key", "version"
+    )
+    for name, key, version in rows:
+        if name in pins and bytes(key) > pins[name]:
+            continue
+        out.setdefault(name, []).append((bytes(key), version))
+    return out
 
 
 def ring_visible_packages(ring: Ring):
-    """What a ring's repository exposes of the upstream catalog. Until approvals exist every synced
-    package is visible; the approvals work replaces this one function with "exactly the approved set"."""
+    """What a ring's repository exposes of the upstream catalog: the approved versions and the versions
+    retained for rollback, never a declined one (uus.repos publishes each ring from this)."""
     from uus.catalog.models import ArchivePackage
 
-    return ArchivePackage.objects.select_related("index", "index__upstream")
+    same = {"ring": ring, "name": OuterRef("name"), "version": OuterRef("version")}
+    approved = Approval.objects.filter(state=ApprovalState.APPROVED, **same)
+    pinned = Approval.objects.filter(is_pinned=True, **same)
+    declined = Approval.objects.filter(state=ApprovalState.DECLINED, **same)
+    retained = RetainedVersion.objects.filter(until__gt=timezone.now(), **same)
+    # a pinned version keeps the ring at it: nothing newer of that package is exposed
+    above_pin = Approval.objects.filter(
+        ring=ring, name=OuterRef("name"), is_pinned=True, version_key__lt=OuterRef("version_key")
+    )
+    return (
+        ArchivePackage.objects.select_related("index", "index__upstream")
+        .filter(Exists(approved) | Exists(retained) | Exists(pinned))
+        .exclude(Exists(declined))
+        .exclude(Exists(above_pin))
+    )
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+def group_list() -> QuerySet[MachineGroup]:
+    return MachineGroup.objects.all()
+
+
+def group_get(name: str) -> MachineGroup:
+    try:
+        return MachineGroup.objects.get(name=name)
+    except MachineGroup.DoesNotExist:
+        raise GroupNotFound(f"no machine group named '{name}'") from None
+
+
+def glob_regex(pattern: str) -> str:
+    """A hostname glob (web-*, db-0?) as an anchored regular expression the database can run."""
+    return r"^" + fnmatch.translate(pattern).removeprefix("(?s:").removesuffix(r")\Z") + r"$"
+
+
+def group_machines(group: MachineGroup) -> QuerySet:
+    """The machines (not revoked) of a group, as a queryset."""
+    from uus.inventory.models import Machine
+
+    qs = Machine.objects.filter(is_revoked=False)
+    if group.kind == GroupKind.MANUAL:
+        return qs.filter(machine_groups=group)
+    if group.kind == GroupKind.OU:
+        from uus.directory.selectors import machines_in_ou
+
+        return machines_in_ou(group.ou_dn, queryset=qs)
+    if group.release:
+        qs = qs.filter(release=group.release)
+    if group.hostname_pattern:
+        qs = qs.filter(hostname__iregex=glob_regex(group.hostname_pattern))
+    return qs
+
+
+def machine_groups_of(machine) -> list[MachineGroup]:
+    """Every group a machine is in (rule and OU groups are evaluated)."""
+    return [g for g in MachineGroup.objects.all() if group_machines(g).filter(pk=machine.pk).exists()]
+
+
+# -- updates: newer upstream versions of installed packages -----------------------------------------
+
+
+@dataclass
+class Update:
+    name: str
+    version: str
+    source: str
+    source_version: str
+    machines: int
+    priority: str
+    priority_rank: int
+    notices: list[str]
+    state: str
+
+    @property
+    def is_security(self) -> bool:
+        return bool(self.notices)
+
+
+def _security(source: str, source_version_key: bytes, installed_min_key: bytes) -> tuple[str, int, list[str]]:
+    """Notices fixed by going from the oldest installed source version to this one."""
+    from uus.catalog.models import AffectedPackage
+
+    rows = (
+        AffectedPackage.objects.filter(
+            source=source, fixed_key__lte=source_version_key, fixed_key__gt=installed_min_key, is_pro=False
+        )
+        .select_related("notice")
+        .order_by("-notice__priority_rank")
+    )
+    notices = sorted({r.notice_id for r in rows})
+    top = rows.first()
+    return (top.notice.priority if top else ""), (top.notice.priority_rank if top else 0), notices
+
+
+def updates_pending(
+    *, ring: Ring, state: str = "", name: str = "", machines_qs: QuerySet | None = None
+) -> list[Update]:
+    """Every upstream version newer than a version installed on the ring's machines, with how many
+    of them have an older one, its security priority and the ring's decision. Sorted by priority,
+    then machines affected. `state` filters on the decision (pending, approved, declined, held)."""
+    from uus.catalog.models import ArchivePackage
+    from uus.inventory.selectors import machines_with_packages, packages_matching
+
+    machines = machines_qs if machines_qs is not None else ring_machines(ring)
+    installed = machines_with_packages(machines, packages_matching(name=name) if name else _all_packages())
+    if not installed.exists():
+        return []
+    from uus.inventory.models import Package, PackageChunkMember, PackageSetChunk
+
+    chunk_ids = PackageSetChunk.objects.filter(package_set_id__in=machines.values("package_set_id")).values("chunk_id")
+    pkg_ids = PackageChunkMember.objects.filter(chunk_id__in=chunk_ids).values("package_id")
+    older = Package.objects.filter(pk__in=pkg_ids, name=OuterRef("name"), version_key__lt=OuterRef("version_key"))
+    qs = ArchivePackage.objects.filter(Exists(older))
+    if name:
+        qs = qs.filter(name=name)
+    rows = qs.values_list("name", "version", "version_key", "source", "source_version", "source_version_key").distinct()
+    decisions = {(a.name, a.version): a.state for a in Approval.objects.filter(ring=ring)}
+    seen: set[tuple[str, str]] = set()
+    out: list[Update] = []
+    for n, v, _key, src, src_v, src_key in rows:
+        if (n, v) in seen:
+            continue
+        seen.add((n, v))
+        decision = decisions.get((n, v), PENDING)
+        if state and decision != state:
+            continue
+        olders = packages_matching(name=n, version_lt=v)
+        count = machines_with_packages(machines, olders).count()
+        if not count:
+            continue
+        min_src = olders.order_by("source_version_key").values_list("source_version_key", flat=True).first()
+        priority, rank, notices = _security(src, bytes(src_key), bytes(min_src or b""))
+        out.append(Update(n, v, src, src_v, count, priority, rank, notices, decision))
+    out.sort(key=lambda u: (-u.priority_rank, -len(u.notices), -u.machines, u.name, version_key(u.version)))
+    return out
+
+
+def _all_packages():
+    from uus.inventory.models import Package
+
+    return Package.objects.all()
+
+
+def is_valid_glob(pattern: str) -> bool:
+    try:
+        re.compile(glob_regex(pattern))
+    except re.error:
+        return False
+    return True

@@ -40,6 +40,8 @@ CSV_FIELDS = [
     "source",
     "installed_source_version",
     "fixed_version",
+    "fixed_binary_version",
+    "pocket",
     "status",
     "pro_only",
 ]

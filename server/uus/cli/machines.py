@@ -134,3 +134,6 @@ def register(sub) -> None:
         if verb == "history":
             p.add_argument("--limit", type=int, default=200)
         p.set_defaults(func=func)
+    from uus.cli.approvals import register_machines_set_ring
+
+    register_machines_set_ring(machines)

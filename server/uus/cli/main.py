@@ -16,8 +16,11 @@ COMMAND_MODULES = [
     "uus.cli.tokens",
     "uus.cli.machines",
     "uus.cli.catalog",
+    "uus.cli.repos",
     "uus.cli.exposure",
     "uus.cli.directory",
+    "uus.cli.approvals",
+    "uus.cli.deployments",
 ]
 
 

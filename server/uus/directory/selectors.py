@@ -1,8 +1,24 @@
 """Reads of the directory app: sources, the OU tree, machines by OU, and OU scopes of people.
 
-``machines_in_ou`` and ``scope_filter`` are what other apps call: the machine list filter
-(``--ou DN``), deployments and approvals targeting ``ou:DN``, and permission checks of operators
-whose role is limited to an OU.
+What other apps call (plain functions; each takes the user or DN and returns querysets or a bool):
+
+* ``machines_in_ou(dn, queryset=None)`` -> Machine queryset: machines in the OU ``dn`` (any spelling of
+  the DN) *and every OU below it*; raises ``OrganizationalUnitNotFound`` for an OU no directory has.
+  Used by the machine list (``--ou DN``) and by deployments and approvals targeting ``ou:DN``.
+* ``user_machine_scope(user)`` -> Machine queryset or None: the machines ``user`` may act on (approve,
+  deploy, change); None means unrestricted (local accounts, superusers, directory users with an
+  unscoped mapping). Anonymous and inactive users get an empty queryset.
+* ``user_may_act_on(user, machines)`` -> bool: every machine given (Machine objects, ids, or a
+  queryset) is in the user's scope. Whether the user's *role* allows the action is checked
+  separately (``user.has_role``): an auditor scoped to nothing is still an auditor.
+* ``ou_target_choices()`` -> ``[("ou:DN", label), ...]``: every synced OU in tree order, for the
+  target pickers of deployment and approval forms (wherever a group can be chosen, an OU can too).
+* ``scope_filter(user, queryset, machine_field="pk")``: narrows a queryset of per-machine rows of
+  another app (deployment targets, approvals: ``machine_field="machine"``) to the user's scope in one subquery.
+
+Scopes come from role mappings with an OU (``uus directory map GROUP operator --ou DN``): an operator
+of ``ou=Germany`` may act on machines placed in ou=Germany or below (ou=Berlin,ou=Germany...), and
+reads stay fleet-wide.
 """
 
 from __future__ import annotations
@@ -13,6 +29,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
+from uus.core.exceptions import PermissionDenied
 from uus.jobs.models import Job
 
 from . import ldapclient
@@ -28,6 +45,7 @@ from .models import (
 from .secret_store import secret_read
 
 SYNC_JOB = "uus.directory.tasks.directory_sync"
+_INDENT = "\u00a0\u00a0"  # no-break spaces: <option> text keeps them, so the tree shows in a <select>
 
 
 # ----------------------------------------------------------------------------------- sources
@@ -145,6 +163,40 @@ def ou_tree(
     ]
 
 
+def ou_target_choices() -> list[tuple[str, str]]:
+    """``("ou:DN", "indented name (N machines)")`` for every OU, in tree order; an OU that several
+    directories have is listed once (``machines_in_ou`` takes it from all of them)."""
+    choices, seen = [], set()
+    for ou in ou_list():
+        if ou.dn_key in seen:
+            continue
+        seen.add(ou.dn_key)
+        indent = _INDENT * ou.depth
+        label = f"{indent}{ou.name} ({ou.machine_count} machines) - {ou.dn}"
+        choices.append((f"ou:{ou.dn}", label))
+    return choices
+
+
+def ou_exposed_machine_counts(placements: QuerySet[MachinePlacement]) -> dict[int, int]:
+    """Per OU (``{ou_id: n}``, OUs without any left out): machines in it or below that are exposed to
+    at least one notice, as ``uus.exposure.selectors`` judges them (no fix yet, fix available or
+    approved but not installed, fixed kernel waiting for a reboot). For ``ou_tree(extra=...)``.
+
+    The exposure app has no per-machine count of its own, so this takes the exposed machines from
+    its fleet-wide findings (as the dashboard does) and counts placements in Python: one query each,
+    and no ``IN`` list of tens of thousands of ids for SQLite's variable limit."""
+    from uus.exposure.selectors import EXPOSED_STATUSES, Query, findings
+
+    exposed = {row["machine_id"] for row in findings(Query()) if row["status"] in EXPOSED_STATUSES}
+    counts: dict[int, int] = {}
+    if not exposed:
+        return counts
+    for ou_id, machine_id in placements.values_list("ou_id", "machine_id").iterator(chunk_size=5000):
+        if machine_id in exposed:
+            counts[ou_id] = counts.get(ou_id, 0) + 1
+    return counts
+
+
 def ou_get(dn: str, *, source: DirectorySource | None = None) -> list[OrganizationalUnit]:
     """Every OU with that DN (one per source that has it); raises OrganizationalUnitNotFound."""
     qs = OrganizationalUnit.objects.filter(dn_key=_key(dn))
@@ -226,7 +278,18 @@ def scope_filter(user, queryset: QuerySet, *, machine_field: str = "pk") -> Quer
     return queryset.filter(**{f"{machine_field}__in": allowed})
 
 
-def user_can_act_on(user, machines: Iterable | QuerySet) -> bool:
+def user_machine_scope(user) -> QuerySet | None:
+    """The machines ``user`` may act on, as a Machine queryset; None when unrestricted."""
+    from uus.inventory.models import Machine
+
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Machine.objects.none()
+    if user_scope(user) is None:
+        return None
+    return scope_filter(user, Machine.objects.all())
+
+
+def user_may_act_on(user, machines: Iterable | QuerySet) -> bool:
     """True when every machine given (Machine objects, ids or a machine queryset) is in the user's
     scope. Whether the user's *role* allows the action is checked separately (``user.has_role``)."""
     from uus.inventory.models import Machine
@@ -243,3 +306,15 @@ def user_can_act_on(user, machines: Iterable | QuerySet) -> bool:
         return True
     allowed = scope_filter(user, Machine.objects.filter(pk__in=ids)).values_list("pk", flat=True)
     return set(allowed) == ids
+
+
+def scope_require(user, machines: Iterable | QuerySet, *, what: str) -> None:
+    """Raise PermissionDenied unless ``user`` may act on every machine given. Actions without a person
+    (the CLI run by the server's own user, scheduled jobs) pass ``user=None`` and are not limited."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return
+    if not user_may_act_on(user, machines):
+        raise PermissionDenied(
+            f"{user.username} may act only on machines in their organizational units ({', '.join(user_scope(user))}); "
+            f"{what} reaches machines outside them"
+        )

@@ -703,6 +703,27 @@ def _plan(source: DirectorySource, snap: ldapclient.DirectorySnapshot) -> _Plan:
             "id", "dn_key", "dn", "hostname", "fqdn", "ou_id", "machine_id"
         )
     }
+    # A computer object still in the directory but now unreadable (its host name attribute was
+    # emptied or garbled) keeps what the last good sync read, rather than dropping its machine out
+    # of its OUs; the warning tells the admin. Removed entries (no warning) are removed.
+    for w in snap.warnings:
+        try:
+            key = ldapclient.dn_key(w.dn)
+        except ldapclient.DirectoryConfigError:  # a DN the server sent garbled: nothing to keep by it
+            continue
+        old = plan.computer_existing.get(key)
+        if old is None or key in plan.computers:
+            continue
+        _id, dn, hostname, fqdn, _ou_id, mid = old
+        computer_machines[key] = [mid] if mid is not None and mid in plan.machine_names else []
+        plan.computers[key] = {
+            "dn": dn,
+            "hostname": hostname,
+            "fqdn": fqdn,
+            "ou_key": _nearest_ou(ldapclient.parent_dn(dn), ou_keys, base_key, memo),
+            "machine_id": computer_machines[key][0] if computer_machines[key] else None,
+        }
+        plan.warnings.append(f"{dn}: kept as last read (host name {hostname}) until the entry is readable again")
 
     # --- placements: a machine is in every OU above each computer object it matched
     ou_chain_memo: dict[str, list[str]] = {}
@@ -789,6 +810,13 @@ def directory_sync(*, source: DirectorySource, dry_run: bool = False, allow_empt
     :class:`DirectorySyncFailed` when the directory cannot be read; the stored state is then
     untouched and the error is recorded on the source (except in a dry run, which writes nothing).
     """
+    try:
+        return _directory_sync(source, dry_run=dry_run, allow_empty=allow_empty, ctx=ctx)
+    finally:
+        ldapclient.dn_caches_clear()  # the worker lives on: do not keep a large directory's DNs
+
+
+def _directory_sync(source: DirectorySource, *, dry_run: bool, allow_empty: bool, ctx) -> dict:
     progress = _Progress(ctx)
     if not dry_run:
         DirectorySource.objects.filter(pk=source.pk).update(last_sync_started=timezone.now())

@@ -182,9 +182,11 @@ def mapping_delete(request, name, pk):
     return redirect("directory:source_detail", name=name)
 
 
-#: Per-OU columns of other apps for the OU tree (the hook for exposure per OU): (label, fn) where
-#: ``fn(placements)`` returns ``{ou_id: value}`` for the whole tree in one query (see selectors.ou_tree).
-OU_TREE_COLUMNS: list[tuple[str, Callable]] = []
+#: Per-OU columns of other apps for the OU tree: (css class, heading, fn) where ``fn(placements)``
+#: returns ``{ou_id: number}`` for the whole tree at once (see selectors.ou_tree); OUs left out show 0.
+OU_TREE_COLUMNS: list[tuple[str, str, Callable]] = [
+    ("exposed-count", "Exposed machines (incl. sub-OUs)", selectors.ou_exposed_machine_counts),
+]
 
 
 @login_required
@@ -193,19 +195,18 @@ def ou_list(request):
 
     def extra(placements):
         values: dict[int, dict] = {}
-        for label, fn in OU_TREE_COLUMNS:
+        for css, _heading, fn in OU_TREE_COLUMNS:
             for ou_id, value in fn(placements).items():
-                values.setdefault(ou_id, {})[label] = value
+                values.setdefault(ou_id, {})[css] = value
         return values
 
     nodes = selectors.ou_tree(source=source or None, extra=extra if OU_TREE_COLUMNS else None)
-    labels = [label for label, _fn in OU_TREE_COLUMNS]
     return render(
         request,
         "directory/ou_tree.html",
         {
-            "rows": [(n, [n.extra.get(label, "") for label in labels]) for n in nodes],
-            "extra_columns": labels,
+            "rows": [(n, [(css, n.extra.get(css, 0)) for css, _h, _fn in OU_TREE_COLUMNS]) for n in nodes],
+            "extra_columns": [heading for _css, heading, _fn in OU_TREE_COLUMNS],
             "sources": selectors.directory_source_list(),
             "source": source,
         },

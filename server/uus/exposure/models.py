@@ -27,12 +27,17 @@ class Finding(models.Model):
 
 
 class EvaluatedSet(models.Model):
-    """A package set whose findings are complete (evaluated against every stored notice)."""
+    """A (package set, release) pair that machines use, whose findings are complete (evaluated against
+    every stored notice). Findings are only written for the releases of a set's pairs: a set holds no
+    release of its own, and the entries of other releases would only be filtered out at every query."""
 
-    package_set = models.OneToOneField(
-        "inventory.PackageSet", on_delete=models.CASCADE, primary_key=True, related_name="+"
-    )
+    id = models.BigAutoField(primary_key=True)
+    package_set = models.ForeignKey("inventory.PackageSet", on_delete=models.CASCADE, related_name="+")
+    release = models.CharField(max_length=64)
     evaluated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["package_set", "release"], name="uniq_evaluated_set_release")]
 
 
 class ExposureSnapshot(models.Model):

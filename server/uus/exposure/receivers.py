@@ -8,14 +8,14 @@ from uus.catalog.signals import notices_changed
 from uus.inventory.signals import inventory_changed
 
 from . import services
-from .models import EvaluatedSet
 
 
 @receiver(inventory_changed, dispatch_uid="exposure-inventory")
 def on_inventory_changed(sender, machine, changed_package_ids, **kwargs):
-    # Sets are immutable and content-addressed: a set seen before already has its findings.
-    if machine.package_set_id and not EvaluatedSet.objects.filter(pk=machine.package_set_id).exists():
-        services.exposure_evaluate_sets([machine.package_set_id])
+    # Sets are immutable and content-addressed: a (set, release) pair seen before already has its
+    # findings, so a machine moving to an inventory another machine has costs one lookup.
+    if machine.package_set_id:
+        services.exposure_evaluate_pairs([(machine.package_set_id, machine.release)])
 
 
 @receiver(notices_changed, dispatch_uid="exposure-notices")

@@ -1,3 +1,4 @@
+from django.db import transaction
 from django.utils import timezone
 
 from uus.jobs.registry import job
@@ -25,9 +26,12 @@ def exposure_snapshot(ctx):
     """Counts for the trend chart; rerunning on the same day overwrites that day's row."""
     overview = selectors.fleet_overview()
     today = timezone.now().date()
-    for priority, machines in overview["by_priority"].items():
-        ExposureSnapshot.objects.update_or_create(
-            day=today, priority=priority, defaults={"machines": machines, "findings": overview["findings"]}
+    with transaction.atomic():
+        # a priority that dropped to zero since the last run today must not keep its old count
+        ExposureSnapshot.objects.filter(day=today).delete()
+        ExposureSnapshot.objects.bulk_create(
+            ExposureSnapshot(day=today, priority=p, machines=n, findings=overview["findings"])
+            for p, n in overview["by_priority"].items()
         )
     ctx.log(f"{overview['exposed_machines']} exposed machines")
     return overview["by_priority"]

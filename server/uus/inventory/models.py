@@ -177,6 +177,11 @@ class Machine(TimeStampedModel):
 
     class Meta:
         ordering = ["hostname", "id"]
+        indexes = [
+            # Exposure counts machines per (package set, release, running kernel) on every search and on
+            # the dashboard; with exactly these columns that count is an index-only scan.
+            models.Index(fields=["package_set", "release", "kernel", "is_revoked"], name="machine_exposure_group"),
+        ]
 
     def __str__(self) -> str:
         return self.hostname

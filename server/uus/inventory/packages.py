@@ -33,6 +33,7 @@ _MAX_VERSION = 255
 # Versions and names repeat across a fleet; remembering the ones already checked keeps validation of a
 # 2,000-package upload well under a millisecond. Bounded: cleared when it grows too large.
 _VALID_VERSIONS: set[str] = set()
+_VALID_ENTRIES: set[tuple[str, str, str, str, str]] = set()  # (name, arch, version, source, source_version)
 _CACHE_LIMIT = 500_000
 
 
@@ -86,14 +87,26 @@ def entries_from_json(packages: object, field: str = "packages") -> list[Entry]:
         raise InvalidInventory(f"{field} must be a list of package objects", details={field: "not a list"})
     entries: list[Entry] = []
     problems: dict[str, str] = {}
+    known = _VALID_ENTRIES
     for i, p in enumerate(packages):
+        try:  # fast path: a fleet repeats the same packages, each checked once per process
+            e = (p["name"], p["architecture"], p["version"], p["source"], p["source_version"], p["status"])
+            if e[:5] in known and e[5] in STATUS_CODES:
+                entries.append(e)
+                continue
+        except (TypeError, KeyError):  # not an object, a field missing, or an unhashable value
+            pass
         problem = _entry_problem(p)
         if problem:
             problems[f"{field}[{i}]"] = problem
             if len(problems) >= 20:
                 break
             continue
-        entries.append((p["name"], p["architecture"], p["version"], p["source"], p["source_version"], p["status"]))
+        e = (p["name"], p["architecture"], p["version"], p["source"], p["source_version"], p["status"])
+        if len(known) >= _CACHE_LIMIT:
+            known.clear()
+        known.add(e[:5])
+        entries.append(e)
     if problems:
         first = next(iter(problems.items()))
         raise InvalidInventory(f"invalid package in {first[0]}: {first[1]}", details=problems)

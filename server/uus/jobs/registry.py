@@ -27,8 +27,10 @@ JOB_MODULES = [
     "uus.inventory.tasks",
     "uus.agentapi.tasks",
     "uus.catalog.tasks",
+    "uus.repos.tasks",
     "uus.exposure.tasks",
     "uus.directory.tasks",
+    "uus.deployments.tasks",
 ]
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from uus.core.exceptions import Conflict, UusError
 
 from .debfile import DebInfo, valid_architecture
-from .indexes import FileHashes, InvalidIndexData, add_by_hash, write_packages, write_release
+from .indexes import FileHashes, InvalidIndexData, Stanza, add_by_hash, write_packages, write_release
 from .pool import pool_file, pool_path_for
 
 __all__ = [
@@ -299,7 +299,7 @@ def _bump_mtimes(new_dir: Path, prev_dir: Path, rels: Iterable[str]) -> None:
             os.utime(new, (stamp, stamp))
 
 
-def _as_fields(pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix: str) -> dict[str, str]:
+def _as_fields(pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix: str) -> Mapping[str, str]:
     if isinstance(pkg, DebInfo):
         filename = pool_path_for(
             pkg.package,
@@ -310,10 +310,12 @@ def _as_fields(pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix
             prefix=pool_url_prefix,
         )
         return pkg.index_fields(filename)
-    fields = dict(pkg)
     for required in ("Package", "Version", "Architecture", "Size", "SHA256"):
-        if not fields.get(required):
-            raise InvalidIndexData(f"package entry lacks {required}: {fields.get('Package', '?')}")
+        if not pkg.get(required):
+            raise InvalidIndexData(f"package entry lacks {required}: {pkg.get('Package', '?')}")
+    if isinstance(pkg, Stanza) and pkg.get("Filename"):
+        return pkg  # written out already; copying it would lose its text
+    fields = dict(pkg)
     if not fields.get("Filename"):
         source = (fields.get("Source") or fields["Package"]).split(" ", 1)[0]
         fields["Filename"] = pool_path_for(
@@ -330,9 +332,9 @@ def _as_fields(pkg: DebInfo | Mapping[str, str], component: str, pool_url_prefix
 def build_suite(
     tmp_root: str | os.PathLike,
     suite: str,
-    component: str,
+    component: str | Mapping[str, Iterable[DebInfo | Mapping[str, str]]],
     arch_list: Iterable[str],
-    packages: Iterable[DebInfo | Mapping[str, str]],
+    packages: Iterable[DebInfo | Mapping[str, str]] | None,
     signer: Callable[[Path], None] | None,
     valid_days: float | None,
     pool_url_prefix: str = "pool",
@@ -356,14 +358,20 @@ def build_suite(
     ``previous_root`` (normally the live ``repo_root``) lets unchanged indexes reuse their
     compressed files and carries ``by-hash`` files over. ``valid_days`` None omits Valid-Until;
     otherwise the suite must be re-published (re-signed) before it expires.
+    ``component`` may also be a mapping ``{component: packages}`` (then ``packages`` is None) for
+    a suite with several components, such as Ubuntu's main and universe.
     Returns ``{"files": {relpath: FileHashes}, "counts": {arch: n}, "skipped": n}``.
     """
     tmp_root = Path(tmp_root)
     arch_list = list(dict.fromkeys(arch_list))
+    by_component = dict(component) if isinstance(component, Mapping) else {component: packages or ()}
     if not _SUITE_RE.fullmatch(suite):
         raise PublishError(f"invalid suite name {suite!r}")
-    if not _COMPONENT_RE.fullmatch(component):
-        raise PublishError(f"invalid component name {component!r}")
+    if not by_component:
+        raise PublishError("a suite needs at least one component")
+    for name in by_component:
+        if not _COMPONENT_RE.fullmatch(name):
+            raise PublishError(f"invalid component name {name!r}")
     if not arch_list:
         raise PublishError("a suite needs at least one architecture")
     for arch in arch_list:
@@ -371,33 +379,36 @@ def build_suite(
             raise PublishError(f"invalid architecture for a suite: {arch!r}")
     now = now or datetime.now(UTC)
 
-    by_key: dict[tuple[str, str, str], dict[str, str]] = {}
     skipped = 0
-    for pkg in packages:
-        fields = _as_fields(pkg, component, pool_url_prefix)
-        arch = fields["Architecture"]
-        if arch != "all" and arch not in arch_list:
-            skipped += 1
-            continue
-        key = (fields["Package"], fields["Version"], arch)
-        seen = by_key.get(key)
-        if seen is not None:
-            if seen["SHA256"] != fields["SHA256"]:
-                raise InvalidIndexData(f"two different files claim to be {key[0]} {key[1]} {key[2]}")
-            continue
-        by_key[key] = fields
-    ordered = [by_key[k] for k in sorted(by_key, key=lambda k: (k[0], k[2]))]
+    ordered_by_component: dict[str, list[dict[str, str]]] = {}
+    for comp, comp_packages in by_component.items():
+        by_key: dict[tuple[str, str, str], dict[str, str]] = {}
+        for pkg in comp_packages:
+            fields = _as_fields(pkg, comp, pool_url_prefix)
+            arch = fields["Architecture"]
+            if arch != "all" and arch not in arch_list:
+                skipped += 1
+                continue
+            key = (fields["Package"], fields["Version"], arch)
+            seen = by_key.get(key)
+            if seen is not None:
+                if seen["SHA256"] != fields["SHA256"]:
+                    raise InvalidIndexData(f"two different files claim to be {key[0]} {key[1]} {key[2]}")
+                continue
+            by_key[key] = fields
+        ordered_by_component[comp] = [by_key[k] for k in sorted(by_key, key=lambda k: (k[0], k[2]))]
 
     suite_dir = tmp_root / "dists" / suite
     prev_suite = Path(previous_root) / "dists" / suite if previous_root else None
     files: dict[str, FileHashes] = {}
-    counts: dict[str, int] = {}
-    for arch in arch_list:
-        rel_dir = f"{component}/binary-{arch}"
+    counts: dict[str, int] = dict.fromkeys(arch_list, 0)
+    for comp, arch in ((c, a) for c in ordered_by_component for a in arch_list):
+        ordered = ordered_by_component[comp]
+        rel_dir = f"{comp}/binary-{arch}"
         out_dir = suite_dir / rel_dir
         prev_dir = prev_suite / rel_dir if prev_suite else None
         selected = [f for f in ordered if f["Architecture"] in (arch, "all")]
-        counts[arch] = len(selected)
+        counts[arch] += len(selected)
         hashes = write_packages(
             out_dir,
             selected,
@@ -416,7 +427,7 @@ def build_suite(
         suite=suite,
         codename=codename or suite,
         architectures=arch_list,
-        components=[component],
+        components=list(ordered_by_component),
         files=files,
         date=now,
         valid_until=now + timedelta(days=valid_days) if valid_days else None,
@@ -433,7 +444,7 @@ def build_suite(
     map_dir.mkdir(exist_ok=True)
     with open(map_dir / f"pool-map-{suite}.tsv", "w", encoding="utf-8") as f:
         seen_files: dict[str, str] = {}
-        for fields in ordered:
+        for fields in (f for ordered in ordered_by_component.values() for f in ordered):
             filename = fields["Filename"]
             if seen_files.get(filename, fields["SHA256"]) != fields["SHA256"]:
                 raise InvalidIndexData(f"two different files would be served as {filename}")

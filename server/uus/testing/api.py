@@ -108,7 +108,145 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("DELETE", "/api/v1/directory-role-mappings/{role_mapping}/", "admin"),
     Endpoint("GET", "/api/v1/organizational-units/", "auditor"),
     Endpoint("GET", "/api/v1/organizational-units/{ou}/", "auditor"),
+    Endpoint("GET", "/api/v1/rings/", "auditor"),
+    Endpoint("POST", "/api/v1/rings/", "admin", {"name": "pilot", "position": 50}),
+    Endpoint("GET", "/api/v1/rings/test/", "auditor"),
+    Endpoint("POST", "/api/v1/rings/test/members/", "operator", lambda: {"machines": [_latest_machine()]}),
+    Endpoint("POST", "/api/v1/rings/test/promote/", "operator", {}),
+    Endpoint("GET", "/api/v1/approvals/?ring=test", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/approvals/",
+        "operator",
+        {"ring": "test", "package": "jq", "version": "1.6-2.1+deb12u3", "state": "approved"},
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/approvals/bulk/",
+        "operator",
+        {"ring": "test", "state": "declined", "items": [{"package": "jq", "version": "1.6-2.1+deb12u3"}]},
+    ),
+    Endpoint("GET", "/api/v1/approvals/{approval}/", "auditor"),
+    Endpoint("GET", "/api/v1/updates/?ring=test", "auditor"),
+    Endpoint("GET", "/api/v1/groups/", "auditor"),
+    Endpoint("POST", "/api/v1/groups/", "operator", {"name": "web", "kind": "rule", "hostname_pattern": "web-*"}),
+    Endpoint("GET", "/api/v1/groups/{group}/", "auditor"),
+    Endpoint("PATCH", "/api/v1/groups/{group}/", "operator", {"description": "pilots"}),
+    Endpoint("DELETE", "/api/v1/groups/{group}/", "operator"),
+    Endpoint("GET", "/api/v1/deployments/", "auditor"),
+    Endpoint("POST", "/api/v1/deployments/", "operator", lambda: {"target": f"machine:{_latest_machine()}"}),
+    Endpoint("GET", "/api/v1/deployments/{deployment}/", "auditor"),
+    Endpoint("POST", "/api/v1/deployments/{deployment}/cancel/", "operator"),
+    Endpoint("POST", "/api/v1/deployments/{deployment_failed}/retry/", "operator"),
+    Endpoint("POST", "/api/v1/deployments/{deployment_done}/rollback/", "operator"),
+    Endpoint("GET", "/api/v1/machine-jobs/", "auditor"),
+    Endpoint("GET", "/api/v1/machine-jobs/{machine_job}/", "auditor"),
+    Endpoint("GET", "/api/v1/maintenance-windows/", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/maintenance-windows/",
+        "operator",
+        {"name": "nightly", "weekdays": [0, 1], "start": "22:00", "duration_minutes": 60},
+    ),
+    Endpoint("GET", "/api/v1/maintenance-windows/{window}/", "auditor"),
+    Endpoint("GET", "/api/v1/audit-events/", "auditor"),
+    Endpoint("GET", "/api/v1/audit-events/{audit_event}/", "auditor"),
+    Endpoint("GET", "/api/v1/packages/", "auditor"),
+    Endpoint("POST", "/api/v1/packages/", "operator", lambda: _upload_body()),
+    Endpoint("GET", "/api/v1/packages/{package}/", "auditor"),
+    Endpoint("DELETE", "/api/v1/packages/{package}/", "operator"),
+    Endpoint("GET", "/api/v1/repos/", "auditor"),
+    Endpoint("GET", "/api/v1/repos/production/", "auditor"),
+    Endpoint("POST", "/api/v1/repos/production/publish/", "operator"),
+    Endpoint("GET", "/api/v1/signing-key/", "auditor"),
+    Endpoint("POST", "/api/v1/signing-key/rotate/", "admin"),
+    Endpoint("POST", "/api/v1/signing-key/retire/", "admin", lambda: _overlapping_key()),
+    Endpoint("GET", "/api/v1/cache/", "auditor"),
 ]
+
+
+def _upload_body() -> dict:
+    import base64
+    from pathlib import Path
+
+    deb = Path(__file__).resolve().parents[2] / "tests/data/debs/hello_2.10-3_amd64.deb"
+    return {"content_base64": base64.b64encode(deb.read_bytes()).decode()}
+
+
+def _overlapping_key() -> dict:
+    """Rotate, so that there is an old key to retire."""
+    from uus.repos.services import signing_key_rotate
+
+    return {"fingerprint": signing_key_rotate()["overlap"][-1]}
+
+
+def _private_package() -> str:
+    from uus.repos.models import PrivatePackage
+
+    n = PrivatePackage.objects.count()
+    return str(
+        PrivatePackage.objects.create(
+            name=f"internal-tool{n}",
+            version="1.0",
+            architecture="all",
+            source=f"internal-tool{n}",
+            source_version="1.0",
+            size=1,
+            sha256="0" * 64,
+            md5="0" * 32,
+            sha1="0" * 40,
+            fields={},
+            filename=f"pool/local/main/i/internal-tool{n}/internal-tool{n}_1.0_all.deb",
+        ).pk
+    )
+
+
+def _latest_machine() -> str:
+    from uus.inventory.models import Machine
+
+    return Machine.objects.latest("pk").hostname
+
+
+def _deployment_objects() -> dict[str, str]:
+    """An approval, a group, a window, an audit event and deployments to cancel, retry and roll back."""
+    from django.utils import timezone
+
+    from uus.approvals import services as approvals
+    from uus.approvals.models import Ring
+    from uus.approvals.tests.factories import rings_make
+    from uus.audit.models import AuditEvent
+    from uus.deployments import services as deployments
+    from uus.inventory.tests.factories import machine_make
+
+    rings_make()  # the rows of migration 0001, gone after a transactional test's flush
+    n = Ring.objects.count() + AuditEvent.objects.count()
+    test = Ring.objects.get(name="test")
+    approval = approvals.approval_set(ring=test, name="libjq1", version="1.6-2.1+deb12u3", state="held")
+    group = approvals.group_create(name=f"grp{n}")
+    window = deployments.window_create(name=f"win{n}", weekdays=[6], start="01:00", duration_minutes=60)
+    a, b = machine_make(f"dep-a-{n}"), machine_make(f"dep-b-{n}")
+    later = deployments.deployment_create(target=f"machine:{a.hostname}", at="2099-01-01T00:00Z")
+    failed = deployments.deployment_create(target=f"machine:{a.hostname}", action="install", packages=["hello"])
+    done = deployments.deployment_create(target=f"machine:{b.hostname}", action="install", packages=["hello"])
+    now = timezone.now().isoformat()
+    for machine, dep, status, packages in (
+        (a, failed, "failed", []),
+        (b, done, "succeeded", [{"name": "hello", "architecture": "amd64", "before": "2.10-2", "after": "2.10-3"}]),
+    ):
+        job = dep.jobs.get()
+        result = {"job_id": str(job.pk), "status": status, "error": None if packages else "apt_failed"}
+        result.update(exit_code=0, output="", started_at=now, finished_at=now, packages=packages)
+        deployments.job_results_record(machine, [result])
+    return {
+        "approval": str(approval.pk),
+        "group": group.name,
+        "window": window.name,
+        "audit_event": str(AuditEvent.objects.latest("id").pk),
+        "deployment": str(later.pk),
+        "deployment_failed": str(failed.pk),
+        "deployment_done": str(done.pk),
+        "machine_job": str(done.jobs.get().pk),
+    }
 
 
 def _latest_directory() -> str:
@@ -171,5 +309,7 @@ def make_objects(owner) -> dict[str, str]:
         "notice": notice.pk,
         "cve": cve.pk,
         "upstream": upstream.name,
+        "package": _private_package(),
         **_directory_objects(),
+        **_deployment_objects(),
     }

@@ -44,12 +44,15 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
 
 __all__ = [
     "CORP_LDIF",
+    "NOT_LDAP_ANSWERS",
+    "NotLdapServer",
     "SlapdError",
     "SlapdServer",
     "find_slapd",
@@ -149,6 +152,7 @@ class SlapdServer:
         extra_config: str = "",
         extra_database_config: str = "",
         tls_names=("IP:127.0.0.1", "DNS:localhost"),
+        self_signed: bool = False,
         config_template: str | os.PathLike | None = None,
         copy_binary: bool = False,
         ldif: str | os.PathLike | None = None,
@@ -157,7 +161,9 @@ class SlapdServer:
         """Describe the server; nothing runs until :meth:`start`.
 
         ``tls_names`` are the server certificate's subjectAltNames (change them to test host
-        name checks); ``extra_config`` goes into the global section and
+        name checks); ``self_signed`` gives the server a self-signed certificate, made with
+        ``openssl req -x509`` as many admins do, instead of one from a throwaway CA (``ca_cert``
+        is then the server certificate itself); ``extra_config`` goes into the global section and
         ``extra_database_config`` into the database section (``limits ...``);
         ``memberof`` loads the memberOf overlay (group membership visible on
         users, like Active Directory); ``sizelimit`` is the raw value of the
@@ -178,6 +184,7 @@ class SlapdServer:
         self.extra_config = extra_config
         self.extra_database_config = extra_database_config
         self.tls_names = tuple(tls_names)
+        self.self_signed = self_signed
         self.config_template = Path(config_template) if config_template else None
         self.copy_binary = copy_binary
         self.initial_ldif = ldif
@@ -416,9 +423,33 @@ class SlapdServer:
             raise SlapdError(f"openssl {args[0]} failed: {r.stderr.strip()}")
 
     def _make_certificates(self) -> None:
-        self.ca_cert, self.ca_key = make_ca(self._dir, "ca", "UUS throwaway test CA")
         self.server_key = self._dir / "server.key"
         self.server_cert = self._dir / "server.crt"
+        if self.self_signed:
+            self._openssl(
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                str(self.server_key),
+                "-out",
+                str(self.server_cert),
+                "-subj",
+                "/CN=UUS self-signed test slapd",
+                "-addext",
+                f"subjectAltName = {', '.join(self.tls_names)}",
+            )
+            self.ca_cert = self.server_cert  # what a client must trust: the certificate itself
+            for path in (self.server_key, self.server_cert):
+                os.chmod(path, 0o644)
+            return
+        self.ca_cert, self.ca_key = make_ca(self._dir, "ca", "UUS throwaway test CA")
         csr = self._dir / "server.csr"
         ext = self._dir / "server.ext"
         ext.write_text(
@@ -543,6 +574,56 @@ def make_ca(directory: str | os.PathLike, stem: str, common_name: str) -> tuple[
 
 
 # --------------------------------------------------------------------- pytest
+#: Answers of servers that are not (well-behaved) LDAP servers, for "garbage answers" tests.
+NOT_LDAP_ANSWERS = {
+    "http": b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    "ssh": b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n",
+    # a BER SEQUENCE that claims to be an LDAP message but holds an empty ENUMERATED: undecodable
+    "truncated-ldap": b"\x30\x05\x02\x01\x01\x0a\x00",
+}
+
+
+class NotLdapServer:
+    """A TCP server on a free loopback port that reads a client's first bytes, answers ``answer``
+    and closes: another service on the directory's port, or a broken proxy. Used as a context manager;
+    ``url`` is its ldap:// URL."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"ldap://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._serve, name=f"not-ldap-{self.port}", daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed: stop serving
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> NotLdapServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the serving thread
+        except OSError:
+            pass
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
 def slapd_fixture(*, name: str = "slapd_server", scope: str = "session", ldif=CORP_LDIF, **server_kwargs):
     """Build a pytest fixture yielding a started :class:`SlapdServer` loaded with ``ldif``.
 

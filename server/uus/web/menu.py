@@ -12,9 +12,15 @@ class MenuItem:
 
 MENU: list[MenuItem] = [
     MenuItem("Dashboard", "web:dashboard"),
+    MenuItem("Exposure", "exposure:search"),
     MenuItem("Notices", "catalog:notice_list"),
     MenuItem("Upstreams", "catalog:upstream_list"),
     MenuItem("Machines", "inventory:machine_list"),
+    MenuItem("Updates", "approvals:update_list"),
+    MenuItem("Rings", "approvals:ring_board"),
+    MenuItem("Deployments", "deployments:deployment_list"),
+    MenuItem("Repositories", "repos:repository_list"),
+    MenuItem("Packages", "repos:package_list"),
     MenuItem("OUs", "directory:ou_list"),
     MenuItem("Jobs", "web:job_list"),
     MenuItem("Enrollment", "web:enrollment"),

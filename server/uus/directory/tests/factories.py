@@ -12,6 +12,7 @@ from uus.inventory.models import Machine
 
 DATA = Path(__file__).parent / "data"
 ACCEPTANCE = DATA / "acceptance"
+WAYLAND_NOTICE = DATA / "exposure" / "USN-5614-1.json"  # wayland on 22.04: fixed in 1.20.0-1ubuntu0.1
 BASE = "dc=corp,dc=test"
 ADMIN_DN = "cn=admin,dc=corp,dc=test"
 ADMIN_PW = "admin-secret"
@@ -25,6 +26,26 @@ def machine_make(hostname: str, fqdn: str = "") -> Machine:
         client_id="m-" + secrets.token_hex(12),
         secret_hash=secrets.token_hex(32),
     )
+
+
+def wayland_on(machine: Machine, version: str) -> Machine:
+    """Give ``machine`` (on Ubuntu 22.04) an inventory of libwayland-client0 from source wayland at
+    ``version``, through the inventory service (which has the exposure app evaluate it)."""
+    from uus.inventory import packages as pk
+    from uus.inventory.services import inventory_apply_full
+
+    Machine.objects.filter(pk=machine.pk).update(release="22.04")
+    machine.refresh_from_db()
+    entries = [("libwayland-client0", "amd64", version, "wayland", version, "installed")]
+    return inventory_apply_full(machine=machine, inventory_hash=pk.inventory_hash(entries), entries=entries)
+
+
+def wayland_notice_import() -> None:
+    """USN-5614-1 into the catalog; machines below its fixed version become exposed."""
+    from uus.catalog.services import notices_import
+
+    result = notices_import(str(WAYLAND_NOTICE))
+    assert not result.failed, result.failed
 
 
 def expected_ous() -> dict[str, list[str]]:

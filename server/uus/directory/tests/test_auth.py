@@ -113,6 +113,10 @@ def test_local_login_works_while_the_directory_is_down(db):
     local = user_create(username="localadmin", password="a-local-password-1", role="admin")
     assert authenticate(None, username="localadmin", password="a-local-password-1") == local
     assert authenticate(None, username="alice", password="Alice-pass-1") is None
+    client = Client()  # and through the login page, with the directory still down
+    assert client.post("/login/", {"username": "alice", "password": "Alice-pass-1"}).status_code == 401
+    assert client.post("/login/", {"username": "localadmin", "password": "a-local-password-1"}).status_code == 302
+    assert client.get("/directory/add/").status_code == 200
 
 
 def test_logins_over_plain_ldap_are_refused_unless_allowed(slapd_server, db):
@@ -150,6 +154,28 @@ def test_web_login_with_a_directory_account(corp):
     assert response.status_code == 302
     assert client.get("/directory/").status_code == 200  # the session's user comes back via get_user
     assert Client().post("/login/", {"username": "alice", "password": "nope"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("login", "role", "can_add_directory"),
+    [("alice", "admin", True), ("dieter", "operator", False), ("carol", "auditor", False)],
+)
+def test_web_login_form_gives_the_role_of_the_group(corp, login, role, can_add_directory):
+    """Through the login page (Django's auth, session, get_user): the page an admin only may open."""
+    client = Client()
+    password = f"{login.capitalize()}-pass-1"
+    assert client.post("/login/", {"username": login, "password": password}).status_code == 302
+    session_user = User.objects.get(pk=client.session["_auth_user_id"])
+    assert session_user.role == role and session_user.source == corp.name
+    assert client.get("/directory/add/").status_code == (200 if can_add_directory else 403)
+
+
+def test_web_login_form_refuses_people_outside_mapped_groups(corp):
+    client = Client()
+    services.role_mapping_delete(mapping=corp.role_mappings.get(group_dn=f"cn=it-staff,{G}"))
+    response = client.post("/login/", {"username": "eve", "password": "Eve-pass-1"})  # only in it-staff
+    assert response.status_code == 401 and "_auth_user_id" not in client.session
+    assert not User.objects.filter(username="eve").exists()
 
 
 def test_sync_suspends_people_who_left_their_groups(db, caplog):

@@ -88,3 +88,21 @@ def test_host_names(value, expected):
     from uus.directory.ldapclient import _host_name
 
     assert _host_name(value) == expected
+
+
+def test_parsed_dns_are_cached_as_immutable_tuples_and_cleared():
+    """A sync parses each DN many times; the cache must hand out values nobody can change."""
+    from uus.directory import ldapclient
+
+    ldapclient.dn_caches_clear()
+    first = ldapclient._split_dn("CN=web\\2C1 , OU=Berlin;dc=corp")
+    assert first == (((("cn", "web,1"),), (("ou", "Berlin"),), (("dc", "corp"),)))
+    assert ldapclient._split_dn("CN=web\\2C1 , OU=Berlin;dc=corp") is first  # served from the cache
+    assert normalize_dn("CN=web\\2C1 , OU=Berlin;dc=corp") == "cn=web\\,1,ou=Berlin,dc=corp"
+    ldapclient.dn_caches_clear()
+    again = ldapclient._split_dn("CN=web\\2C1 , OU=Berlin;dc=corp")
+    assert again == first and again is not first
+    with pytest.raises(DirectoryConfigError):  # errors are not cached as values
+        ldapclient._split_dn("cn=x,")
+    with pytest.raises(DirectoryConfigError):
+        ldapclient._split_dn("cn=x,")

@@ -23,6 +23,8 @@ from uus.directory.ldapclient import (
     DirectoryBindError,
     DirectoryConfig,
     DirectoryConfigError,
+    DirectoryError,
+    DirectoryProtocolError,
     DirectorySearchError,
     DirectoryTLSError,
     DirectoryUnreachableError,
@@ -33,7 +35,7 @@ from uus.directory.ldapclient import (
     read_directory,
     test_connection,
 )
-from uus.testing.slapd import SlapdServer, slapd_fixture
+from uus.testing.slapd import NOT_LDAP_ANSWERS, NotLdapServer, SlapdServer, slapd_fixture
 
 pytestmark = pytest.mark.ldap
 
@@ -416,6 +418,25 @@ def test_server_that_never_answers():
             read_directory(cfg)
 
 
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        ("http", DirectoryUnreachableError, "connection closed by the server"),
+        ("ssh", DirectoryUnreachableError, "connection closed by the server"),
+        ("truncated-ldap", DirectoryProtocolError, r"the answer is not LDAP \(.*\); is ldap://.* the directory's"),
+    ],
+)
+def test_garbage_answers_are_clear_errors(answer, error, message):
+    with NotLdapServer(NOT_LDAP_ANSWERS[answer]) as garbage:
+        cfg = DirectoryConfig(url=garbage.url, base_dn=BASE, bind_dn=ADMIN, bind_password=ADMIN_PW, timeout=2)
+        with pytest.raises(error, match=message) as e:
+            read_directory(cfg)
+        assert ADMIN_PW not in str(e.value)
+        assert test_connection(cfg) == (False, str(e.value))
+        with pytest.raises(DirectoryError):  # a login attempt against it is an outage, not "wrong password"
+            authenticate(cfg, "alice", "Alice-pass-1")
+
+
 def test_wrong_bind_password(slapd_server):
     cfg = cfg_for(slapd_server, bind_password="not-the-password")
     with pytest.raises(DirectoryBindError) as e:
@@ -518,6 +539,27 @@ def test_starttls_refused_by_a_server_without_tls(acceptance_ldap):
 def test_ldaps_and_starttls_together_is_a_config_error(slapd_server):
     with pytest.raises(DirectoryConfigError, match="StartTLS cannot be combined"):
         connect(cfg_for(slapd_server, url=slapd_server.ldaps_url, start_tls=True))
+
+
+@pytest.fixture(scope="module")
+def self_signed_ldap():
+    """slapd with a self-signed certificate (openssl req -x509), no CA behind it."""
+    with SlapdServer(tls=True, self_signed=True, ldif=DATA / "corp.ldif") as server:
+        yield server
+
+
+@pytest.mark.parametrize("start_tls", [False, True])
+def test_self_signed_certificate_is_refused_until_given_as_the_ca(self_signed_ldap, start_tls):
+    url = self_signed_ldap.url if start_tls else self_signed_ldap.ldaps_url
+    cfg = cfg_for(self_signed_ldap, url=url, start_tls=start_tls)
+    with pytest.raises(DirectoryTLSError, match="TLS handshake failed: certificate verify failed: self.signed"):
+        read_directory(cfg)
+    for trusted in (
+        {"ca_cert_path": str(self_signed_ldap.ca_cert)},
+        {"ca_cert_data": self_signed_ldap.ca_cert.read_text()},
+    ):
+        snap = read_directory(cfg_for(self_signed_ldap, url=url, start_tls=start_tls, **trusted))
+        assert f"ou=Berlin,ou=Germany,{C}" in {o.dn for o in snap.ous}
 
 
 def test_certificate_for_another_name_is_refused():

@@ -24,6 +24,7 @@ from uus.directory.models import (
     MachinePlacement,
     OrganizationalUnit,
 )
+from uus.testing.slapd import NOT_LDAP_ANSWERS, NotLdapServer
 
 from .factories import ADMIN_PW, BASE, C, acceptance_hostnames, expected_ous, machine_make, source_make
 
@@ -298,6 +299,40 @@ def test_directory_down_keeps_the_last_good_state(fresh_ldap, fleet):
     source.refresh_from_db()
     assert "connection refused" in source.last_error and source.last_error_at
     assert source.last_success == success and _placements() == before
+
+
+@pytest.mark.parametrize("answer", sorted(NOT_LDAP_ANSWERS))
+def test_garbage_answers_keep_the_last_good_state(synced, answer):
+    source, _ = synced
+    before = _placements()
+    with NotLdapServer(NOT_LDAP_ANSWERS[answer]) as garbage:
+        services.directory_source_update(source=source, url=garbage.url, timeout_seconds=2)
+        with pytest.raises(DirectorySyncFailed, match="last good state is kept") as failed:
+            services.directory_sync(source=source)
+    source.refresh_from_db()
+    assert source.last_error and source.last_error in str(failed.value)
+    assert garbage.url in source.last_error and ADMIN_PW not in source.last_error
+    assert _placements() == before and OrganizationalUnit.objects.filter(source=source).exists()
+
+
+def test_entries_with_missing_attributes_keep_their_last_good_state(fresh_ldap, fleet):
+    """Computer objects still in the directory whose host name attribute is now missing keep where
+    the last good sync put them (with a warning each); an entry deleted from the directory goes."""
+    source = source_make(fresh_ldap, hostname_attributes=["cn"])
+    services.directory_sync(source=source)
+    before, computers = _placements(), DirectoryComputer.objects.count()
+    gone = expected_ous()[LONDON][1]
+    fresh_ldap.modify_ldif(f"dn: cn={gone},{LONDON}\nchangetype: delete\n")
+    # the entries have no description: as if an AD's dNSHostName had been emptied on every computer
+    services.directory_source_update(source=source, hostname_attributes=["description"])
+    result = services.directory_sync(source=source)
+    assert result["computers"]["removed"] == 1 and result["computers"]["examples"]["removed"]
+    kept = [w for w in result["warning_examples"] if "kept as last read" in w]
+    assert len(kept) == computers - 1 == DirectoryComputer.objects.count()
+    assert sum("no host name attribute (description)" in w for w in result["warning_examples"]) == computers - 1
+    assert _placements() == [p for p in before if p[1] != gone]
+    source.refresh_from_db()
+    assert source.last_error == "" and any("kept as last read" in w for w in source.last_warnings)
 
 
 def test_wrong_password_keeps_the_last_good_state(synced):

@@ -11,7 +11,7 @@ from uus.jobs.models import Job
 from uus.jobs.services import job_claim, job_run
 from uus.testing.fixtures import PASSWORD
 
-from .factories import ADMIN_PW, BASE, expected_ous, machine_make, source_make
+from .factories import ADMIN_PW, BASE, expected_ous, machine_make, source_make, wayland_notice_import, wayland_on
 
 pytestmark = [pytest.mark.django_db, pytest.mark.ldap]
 HOSTS = "ou=Hosts,dc=corp,dc=test"
@@ -65,6 +65,10 @@ def test_add_edit_and_status_pages(acceptance_ldap, admin_user):
     assert source.page_size == 100 and services.directory_source_test(source=source)["ok"]  # password kept
     r = c.post("/directory/corp/edit/", {**form, "url": "ldaps://x", "start_tls": "on"})
     assert r.status_code == 200 and b"StartTLS cannot be combined" in r.content
+    assert ADMIN_PW.encode() not in r.content  # a form shown again with errors does not echo the password
+    r = c.post("/directory/add/", {**form, "name": "other", "url": "http://x"})
+    assert r.status_code == 200 and b"ldap://HOST" in r.content and ADMIN_PW.encode() not in r.content
+    assert DirectorySource.objects.count() == 1
 
 
 def test_buttons_dispatch_jobs_and_dry_run_page_shows_the_result(acceptance_ldap, admin_user):
@@ -130,6 +134,28 @@ def test_ou_tree_page(acceptance_ldap, auditor_user):
     row = text.split(f'data-dn="{london}"')[1].split("</tr>")[0]
     assert f'<td class="machine-count">{len(expected_ous()[london])}</td>' in row
     assert "/machines/?ou=" in row
+
+
+def test_ou_tree_page_shows_exposed_machines_per_ou(acceptance_ldap, auditor_user):
+    """Exposure per OU as the exposure app judges it: two London machines run a wayland older than
+    USN-5614-1's fix, one Madrid machine the fixed one; every OU above counts what is below it."""
+    machines = {host: machine_make(host) for host in expected_ous()[HOSTS]}
+    london, madrid = (f"ou={city},ou=EMEA,{HOSTS}" for city in ("London", "Madrid"))
+    vulnerable = expected_ous()[london][:2]
+    for host in vulnerable:
+        wayland_on(machines[host], "1.20.0-1ubuntu0")
+    wayland_on(machines[expected_ous()[madrid][0]], "1.20.0-1ubuntu0.1")
+    wayland_notice_import()
+    services.directory_sync(source=source_make(acceptance_ldap))
+    text = login(auditor_user).get("/directory/ous/").content.decode()
+    assert "Exposed machines (incl. sub-OUs)" in text
+
+    def exposed(dn: str) -> str:
+        row = text.split(f'data-dn="{dn}"')[1].split("</tr>")[0]
+        return row.split('<td class="exposed-count">')[1].split("<")[0]
+
+    assert exposed(london) == "2" and exposed(f"ou=EMEA,{HOSTS}") == "2" and exposed(HOSTS) == "2"
+    assert exposed(madrid) == "0" and exposed(f"ou=APAC,{HOSTS}") == "0"
 
 
 def test_auditors_and_operators_cannot_change_directories(acceptance_ldap, auditor_user, operator_user):

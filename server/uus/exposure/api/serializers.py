@@ -17,12 +17,20 @@ class FindingSerializer(serializers.Serializer):
     fixed_version = serializers.CharField(allow_null=True, help_text="fixed source version; null: no fix yet")
     fixed_binary_version = serializers.CharField(allow_null=True)
     priority = serializers.CharField(allow_null=True)
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="no_fix, fix_available, approved, deploying, deployed, fixed_reboot_pending, not_running"
+    )
     pro_only = serializers.BooleanField()
     ecosystem = serializers.CharField()
+    pocket = serializers.CharField(allow_null=True, help_text="where the fix is published, e.g. jammy-security")
+    approved_version = serializers.CharField(required=False, help_text="the approved version that fixes it")
 
 
 class ExposureResultSerializer(serializers.Serializer):
     query = serializers.CharField()
-    summary = serializers.DictField()
-    findings = FindingSerializer(many=True)
+    summary = serializers.DictField(
+        help_text="machines (exposed), findings, by_priority, by_status, pro_only, and fixed for a CVE or notice"
+    )
+    findings = FindingSerializer(many=True, help_text="the findings of one page of machines, by hostname")
+    limit = serializers.IntegerField(required=False)
+    offset = serializers.IntegerField(required=False)

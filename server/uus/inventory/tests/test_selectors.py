@@ -89,6 +89,19 @@ def test_filterset_by_time_and_staleness(fleet):
     assert names(MachineFilterSet({"last_seen_before": cutoff}).filter(qs)) == ["old"]
 
 
+def test_filterset_needs_reboot_and_a_version_range(fleet):
+    Machine.objects.filter(hostname__in=["new", "empty"]).update(is_reboot_required=True)
+    qs = selectors.machine_list()
+    assert names(MachineFilterSet({"needs_reboot": "true"}).filter(qs)) == ["empty", "new"]
+    assert names(MachineFilterSet({"needs_reboot": "false"}).filter(qs)) == ["deb", "gone", "old"]
+    # a range, in dpkg order (3.0.11 > 3.0.2): both bounds apply to the same installed package
+    in_range = {"package": "libssl3", "version_gte": "3.0.2-0ubuntu1.11", "version_lte": "3.0.10"}
+    assert names(MachineFilterSet(in_range).filter(qs)) == ["new"]
+    wide = {"package": "libssl3", "version_gt": "3.0.2-0ubuntu1.10", "version_lt": "3.0.12"}
+    assert names(MachineFilterSet(wide).filter(qs)) == ["deb", "new"]
+    assert names(MachineFilterSet({**wide, "needs_reboot": "true", "group": ""}).filter(qs)) == ["new"]
+
+
 @pytest.mark.parametrize(
     "params",
     [

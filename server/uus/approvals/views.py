@@ -1,0 +1,112 @@
+"""Thin UI views: the updates page (pending decisions, bulk approve/decline) and the ring board."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from uus.core.exceptions import UusError
+from uus.web.decorators import role_required
+
+from . import selectors, services
+from .choices import ApprovalState
+from .forms import BulkDecisionForm
+
+
+@login_required
+def update_list(request):
+    rings = list(selectors.ring_list())
+    name = request.GET.get("ring") or selectors.DEFAULT_RING
+    try:
+        ring = selectors.ring_get(name)
+    except UusError as exc:
+        messages.error(request, exc.message)
+        return redirect("approvals:update_list")
+    state = request.GET.get("state", "pending")
+    rows = selectors.updates_pending(ring=ring, state="" if state == "all" else state, name=request.GET.get("q", ""))
+    return render(
+        request,
+        "approvals/update_list.html",
+        {
+            "rings": rings,
+            "ring": ring,
+            "state": state,
+            "q": request.GET.get("q", ""),
+            "rows": rows,
+            "states": ["pending", *ApprovalState.values, "all"],
+            "can_decide": request.user.has_role("operator"),
+        },
+    )
+
+
+@role_required("operator")
+@require_POST
+def update_decide(request):
+    form = BulkDecisionForm(request.POST)
+    back = reverse("approvals:update_list") + f"?ring={request.POST.get('ring', '')}"
+    if not form.is_valid():
+        messages.error(request, "Choose at least one update and a decision.")
+        return redirect(back)
+    try:
+        ring = selectors.ring_get(form.cleaned_data["ring"])
+        done = services.approvals_set_bulk(
+            ring=ring,
+            items=form.pairs(),
+            state=form.cleaned_data["state"],
+            comment=form.cleaned_data["comment"],
+            user=request.user,
+        )
+    except UusError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    messages.success(request, f"{len(done)} updates {form.cleaned_data['state']} for ring {ring.name}.")
+    return redirect(back)
+
+
+@login_required
+def ring_board(request):
+    """Each ring with what it has approved and what the ring before it approved that it has not decided."""
+    rings = list(selectors.ring_list())
+    board = []
+    previous = None
+    for ring in rings:
+        approved = list(selectors.approval_list(ring=ring, state=ApprovalState.APPROVED))
+        decided = set(selectors.approval_list(ring=ring).values_list("name", "version"))
+        waiting = []
+        if previous is not None:
+            waiting = [
+                a
+                for a in selectors.approval_list(ring=previous, state=ApprovalState.APPROVED)
+                if (a.name, a.version) not in decided
+            ]
+        board.append(
+            {
+                "ring": ring,
+                "machines": selectors.ring_machines(ring).count(),
+                "approved": approved,
+                "declined": selectors.approval_list(ring=ring, state=ApprovalState.DECLINED).count(),
+                "waiting": waiting,
+                "previous": previous,
+            }
+        )
+        previous = ring
+    return render(
+        request, "approvals/ring_board.html", {"board": board, "can_decide": request.user.has_role("operator")}
+    )
+
+
+@role_required("operator")
+@require_POST
+def ring_promote(request, name):
+    try:
+        to_ring = selectors.ring_get(name)
+        from_ring = selectors.ring_get(request.POST.get("from", ""))
+        out = services.ring_promote(ring=from_ring, to_ring=to_ring, user=request.user)
+    except UusError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{len(out)} versions promoted from {from_ring.name} to {to_ring.name}.")
+    return redirect("approvals:ring_board")

@@ -1,0 +1,141 @@
+"""The UI: updates page with bulk decisions (CSRF enforced), ring board, deployment page with
+per-machine progress, a machine's jobs; lesser roles cannot post."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from uus.approvals import selectors as approvals
+from uus.approvals import services as approval_services
+from uus.approvals.models import Approval
+from uus.approvals.tests.factories import JQ_NEW, JQ_OLD, jq_archive, jq_notice, rings_make
+from uus.deployments import services
+from uus.inventory.tests.factories import entries, entry, machine_make
+
+pytestmark = pytest.mark.django_db
+
+JQ_MACHINE = entries(entry("jq", JQ_OLD, source="jq"), entry("libjq1", JQ_OLD, source="jq"))
+
+
+@pytest.fixture
+def fleet():
+    rings_make()
+    jq_archive()
+    jq_notice()
+    machines = [machine_make(f"t{i}", packages=JQ_MACHINE, release="12", os_id="debian") for i in (1, 2)]
+    for m in machines:
+        approval_services.machine_set_ring(machine=m, ring=approvals.ring_get("test"))
+    return machines
+
+
+def logged_in(user, csrf=False) -> Client:
+    c = Client(enforce_csrf_checks=csrf)
+    c.force_login(user)
+    return c
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def test_updates_page_and_bulk_approve_with_csrf(fleet, operator_user):
+    c = logged_in(operator_user, csrf=True)
+    page = c.get("/updates/?ring=test")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert html.index(f'value="jq {JQ_NEW}"') < html.index(f'value="libjq1 {JQ_NEW}"')
+    assert "DSA-TEST-1" in html and "high" in html
+    form = {"ring": "test", "items": [f"jq {JQ_NEW}", f"libjq1 {JQ_NEW}"], "state": "approved"}
+    assert c.post("/updates/decide/", form).status_code == 403  # no CSRF token
+    assert not Approval.objects.exists()
+    r = c.post("/updates/decide/", {**form, "csrfmiddlewaretoken": csrf_of(html), "comment": "USN"})
+    assert r.status_code == 302
+    assert set(Approval.objects.values_list("name", "state", "decided_by_name")) == {
+        ("jq", "approved", operator_user.username),
+        ("libjq1", "approved", operator_user.username),
+    }
+    assert "No updates in this view" in c.get("/updates/?ring=test").content.decode()  # nothing pending now
+
+
+def test_auditor_sees_but_cannot_decide(fleet, auditor_user):
+    c = logged_in(auditor_user)
+    html = c.get("/updates/?ring=test").content.decode()
+    assert f"jq</td><td>{JQ_NEW}" in html and 'type="checkbox"' not in html
+    r = c.post("/updates/decide/", {"ring": "test", "items": [f"jq {JQ_NEW}"], "state": "approved"})
+    assert r.status_code == 403 and not Approval.objects.exists()
+
+
+def test_ring_board_shows_what_waits_for_promotion(fleet, operator_user):
+    approval_services.approval_set(ring=approvals.ring_get("test"), name="jq", version=JQ_NEW, state="approved")
+    c = logged_in(operator_user)
+    html = c.get("/rings/").content.decode()
+    prod = html[html.index('id="ring-production"') :]
+    assert f"jq {JQ_NEW}" in prod[prod.index('class="waiting"') :]
+    assert c.post("/rings/production/promote/", {"from": "test"}).status_code == 302
+    assert approvals.approval_state(approvals.ring_get("production"), "jq", JQ_NEW) == "approved"
+
+
+def test_deployment_page_shows_per_machine_progress(fleet, operator_user):
+    approval_services.approval_set(ring=approvals.ring_get("test"), name="jq", version=JQ_NEW, state="approved")
+    d = services.deployment_create(target="ring:test", batch_size=1)
+    c = logged_in(operator_user)
+    html = c.get(f"/deployments/{d.pk}/").content.decode()
+    assert "data-poll" in html and "t1" in html and "t2" in html
+    fragment = c.get(f"/deployments/{d.pk}/progress/").content.decode()
+    states = re.findall(r'<td class="state">(\w+)', fragment)
+    assert states == ["queued", "waiting"] and "data-done" not in fragment
+    assert c.post(f"/deployments/{d.pk}/cancel/").status_code == 302
+    fragment = c.get(f"/deployments/{d.pk}/progress/").content.decode()
+    assert "data-done" in fragment and re.findall(r'<td class="state">(\w+)', fragment) == ["canceled", "canceled"]
+    jobs = c.get(f"/deployments/machines/{fleet[0].uuid}/").content.decode()
+    assert f"jq={JQ_NEW}" in jobs and "canceled" in jobs
+    assert "Deployments" in c.get("/deployments/").content.decode()
+
+
+def test_machine_jobs_tag_for_the_machine_page(fleet, operator_user):
+    from django.template import Context, Template
+
+    approval_services.approval_set(ring=approvals.ring_get("test"), name="jq", version=JQ_NEW, state="approved")
+    d = services.deployment_create(target="machine:t1")
+    html = Template("{% load deployments %}{% machine_jobs machine %}").render(Context({"machine": fleet[0]}))
+    assert f"/deployments/{d.pk}/" in html and f"jq={JQ_NEW}" in html and "queued" in html
+    job = d.jobs.get()
+    page = logged_in(operator_user).get(f"/deployments/jobs/{job.pk}/").content.decode()
+    assert "apt_install" in page and "none yet" in page
+    machine_page = logged_in(operator_user).get(f"/machines/{fleet[0].uuid}/").content.decode()
+    assert 'id="machine-jobs"' in machine_page and f"/deployments/{d.pk}/" in machine_page
+
+
+def test_deployment_form_offers_rings_groups_and_ous_and_creates(fleet, operator_user, auditor_user):
+    from uus.deployments.models import Deployment
+    from uus.directory.models import DirectorySource, OrganizationalUnit
+
+    source = DirectorySource.objects.create(name="corp", url="ldap://127.0.0.1:1", base_dn="dc=corp,dc=test")
+    OrganizationalUnit.objects.create(
+        source=source, dn="ou=Berlin,dc=corp,dc=test", dn_key="ou=berlin,dc=corp,dc=test", name="Berlin"
+    )
+    approval_services.group_create(name="web", machines=[fleet[0]])
+    c = logged_in(operator_user, csrf=True)
+    page = c.get("/deployments/").content.decode()
+    assert 'value="ring:test"' in page and 'value="group:web"' in page
+    assert 'value="ou:ou=Berlin,dc=corp,dc=test"' in page
+    token = csrf_of(page)
+    approval_services.approval_set(ring=approvals.ring_get("test"), name="jq", version=JQ_NEW, state="approved")
+    bad = c.post("/deployments/new/", {"csrfmiddlewaretoken": token, "action": "install_approved"})
+    assert bad.status_code == 400 and "choose a ring, group or OU" in bad.content.decode()
+    assert not Deployment.objects.exists()
+    ok = c.post(
+        "/deployments/new/",
+        {"csrfmiddlewaretoken": token, "target": "ring:test", "action": "install_approved", "batch_size": "1"},
+    )
+    d = Deployment.objects.get()
+    assert ok.status_code == 302 and ok["Location"] == f"/deployments/{d.pk}/"
+    assert (d.target, d.batch_size, d.created_by_name) == ("ring:test", 1, operator_user.username)
+    assert d.jobs.count() == 2
+    one = c.post(
+        "/deployments/new/", {"csrfmiddlewaretoken": token, "machine": "t1", "action": "remove", "packages": "jq"}
+    )
+    assert one.status_code == 302 and Deployment.objects.get(target="machine:t1").packages == ["jq"]
+    assert logged_in(auditor_user).post("/deployments/new/", {"target": "ring:test"}).status_code == 403
+    assert "New deployment" not in logged_in(auditor_user).get("/deployments/").content.decode()

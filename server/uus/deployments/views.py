@@ -1,0 +1,99 @@
+"""Thin UI views: deployments with live per-machine progress, and the jobs of one machine."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from uus.core.exceptions import UusError
+from uus.inventory.models import Machine
+from uus.web.decorators import role_required
+
+from . import selectors, services
+from .choices import ACTIVE_DEPLOYMENT_STATES
+from .forms import DeploymentForm
+from .models import MachineJob
+
+
+@login_required
+def deployment_list(request):
+    page = Paginator(selectors.deployment_list(state=request.GET.get("state", "")), 50).get_page(
+        request.GET.get("page")
+    )
+    form = DeploymentForm() if request.user.has_role("operator") else None
+    return render(request, "deployments/deployment_list.html", {"page": page, "form": form})
+
+
+@role_required("operator")
+@require_POST
+def deployment_create(request):
+    form = DeploymentForm(request.POST)
+    if form.is_valid():
+        try:
+            deployment = services.deployment_create(**form.service_kwargs(), user=request.user)
+        except UusError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"deployment {deployment.pk} created for {deployment.target}")
+            return redirect("deployments:deployment_detail", deployment.pk)
+    page = Paginator(selectors.deployment_list(), 50).get_page(1)
+    return render(request, "deployments/deployment_list.html", {"page": page, "form": form}, status=400)
+
+
+def _progress_context(deployment) -> dict:
+    return {
+        "d": deployment,
+        "counts": selectors.deployment_counts(deployment),
+        "jobs": selectors.deployment_jobs(deployment),
+        "is_live": deployment.state in ACTIVE_DEPLOYMENT_STATES,
+    }
+
+
+@login_required
+def deployment_detail(request, pk):
+    deployment = selectors.deployment_get(pk)
+    ctx = _progress_context(deployment)
+    ctx["can_act"] = request.user.has_role("operator")
+    return render(request, "deployments/deployment_detail.html", ctx)
+
+
+@login_required
+def deployment_progress(request, pk):
+    """The per-machine table alone, polled by the deployment page while it runs."""
+    return render(request, "deployments/_progress.html", _progress_context(selectors.deployment_get(pk)))
+
+
+@role_required("operator")
+@require_POST
+def deployment_action(request, pk, verb):
+    deployment = selectors.deployment_get(pk)
+    fn = {
+        "cancel": services.deployment_cancel,
+        "retry": services.deployment_retry,
+        "rollback": services.deployment_rollback,
+    }
+    if verb not in fn:
+        return redirect("deployments:deployment_detail", pk=pk)
+    try:
+        out = fn[verb](deployment=deployment, user=request.user, reason=request.POST.get("reason", ""))
+    except UusError as exc:
+        messages.error(request, exc.message)
+        return redirect("deployments:deployment_detail", pk=pk)
+    messages.success(request, f"deployment {deployment.pk}: {verb} done.")
+    return redirect("deployments:deployment_detail", pk=out.pk)
+
+
+@login_required
+def machine_jobs(request, uuid):
+    machine = get_object_or_404(Machine, uuid=uuid)
+    jobs = selectors.machine_jobs(machine)[:200]
+    return render(request, "deployments/machine_jobs.html", {"machine": machine, "jobs": jobs})
+
+
+@login_required
+def job_detail(request, pk):
+    job = get_object_or_404(MachineJob.objects.select_related("machine", "deployment"), pk=pk)
+    return render(request, "deployments/job_detail.html", {"job": job})

@@ -1,0 +1,858 @@
+"""Repositories: the signing key, private uploads, publishing each ring's tree, the pool and its cache.
+
+On disk, in the data directory:
+
+* ``gnupg/``: the signing key's GNUPGHOME (0700, files 0600), made at first use;
+* ``repos/<ring>`` -> ``repos/.gen-<ring>-...``: each ring's live generation (publish.py), and
+  ``repos/key.asc``, the public key(s);
+* ``pool/by-sha256/ab/cdef...``: every package file once (uploads and the pull-through cache);
+* ``upstream-indexes/``: the upstream Packages files whose stanzas (Depends, Description...) the
+  published indexes repeat; the catalog keeps only what it matches on.
+
+Upstream packages are listed under ``pool/up/<upstream>/<upstream Filename>`` and uploads under
+``pool/local/main/...``, so no two files can claim one path. A pool request for a file the pool does
+not hold yet is fetched from the upstream once (:func:`pool_fetch`), checked against the catalog's
+SHA-256 and size, stored, then served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from uus.approvals import selectors as approvals
+from uus.approvals.models import Ring
+from uus.catalog.models import ArchivePackage, UpstreamIndex
+from uus.core.exceptions import Conflict, NotFound, UusError
+
+from . import signing
+from .debfile import inspect_deb
+from .indexes import Stanza
+from .models import CacheCounter, CachedFile, PrivatePackage, RingRepository
+from .pool import pool_file, pool_path_for, store_file
+from .publish import (
+    POOL_MAP_DIR,
+    _current_target,
+    build_suite,
+    generations,
+    load_pool_map,
+    publish_tree,
+    write_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+LOCAL_SUITE = "uus-local"
+LOCAL_COMPONENT = "main"
+LOCAL_POOL_PREFIX = "pool/local"
+UPSTREAM_POOL_PREFIX = "pool/up"
+DEFAULT_ARCHITECTURES = ("amd64",)
+KEYRING_PATH = "/etc/apt/keyrings/uus.gpg"
+FETCH_TIMEOUT = 120
+
+
+class UpstreamFetchFailed(UusError):
+    code = "upstream_fetch_failed"
+    status = 502
+
+
+# --------------------------------------------------------------------------- places
+
+
+def data_dir() -> Path:
+    return Path(settings.DATA_DIR)
+
+
+def repos_root() -> Path:
+    return data_dir() / "repos"
+
+
+def pool_root() -> Path:
+    return data_dir() / "pool"
+
+
+def ring_root(ring_name: str) -> Path:
+    return repos_root() / ring_name
+
+
+def key_asc_path() -> Path:
+    return repos_root() / "key.asc"
+
+
+def gnupg_home() -> Path:
+    """The signing key's GNUPGHOME. gpg-agent puts its socket in it when /run/user/<uid> does not
+    exist, and socket paths are limited to ~108 bytes: a long data directory is reached through a
+    short symlink in the temp directory."""
+    home = data_dir() / "gnupg"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if len(str(home)) <= 70:
+        return home
+    alias = Path(tempfile.gettempdir()) / f"uus-gpg-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    if not alias.is_symlink() or os.readlink(alias) != str(home):
+        tmp = alias.with_name(alias.name + f".{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        os.symlink(home, tmp)
+        os.replace(tmp, alias)
+    return alias
+
+
+# --------------------------------------------------------------------------- signing key
+
+_key_lock = threading.Lock()
+
+
+def signing_key_current() -> str:
+    """The fingerprint of the key that signs, generating it at first use (mode 0600, never logged)."""
+    with _key_lock:
+        fpr = signing.signing_key_ensure(gnupg_home(), "UUS repository signing key", f"uus@{socket.getfqdn()}")
+        if not key_asc_path().exists():
+            write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
+        return fpr
+
+
+def signing_key_info() -> dict:
+    current = signing_key_current()
+    state = signing.signing_keys(gnupg_home())
+    return {"fingerprint": current, "overlap": list(state.get("overlap", [])), "key_url": "/repo/key.asc"}
+
+
+def signing_key_rotate() -> dict:
+    """A new key signs from now on; the old one stays in key.asc and co-signs until retired."""
+    signing_key_current()
+    with _key_lock:
+        signing.signing_key_rotate(gnupg_home(), "UUS repository signing key", f"uus@{socket.getfqdn()}")
+        write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
+    repos_publish_soon()
+    return signing_key_info()
+
+
+def signing_key_retire(fingerprint: str) -> dict:
+    with _key_lock:
+        try:
+            signing.signing_key_retire(gnupg_home(), fingerprint)
+        except signing.SigningError as exc:
+            raise UusError(exc.message, code="invalid") from None
+        write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
+    repos_publish_soon()
+    return signing_key_info()
+
+
+def public_key_armored() -> bytes:
+    signing_key_current()
+    return key_asc_path().read_bytes()
+
+
+# --------------------------------------------------------------------------- private packages
+
+
+def package_upload(*, path: str | os.PathLike, user=None, publish: bool = True) -> tuple[PrivatePackage, bool]:
+    """Validate a `.deb` as dpkg would, store it in the pool and record it. Returns (row, created).
+
+    The same file again returns the existing row; another file under the same name, version and
+    architecture is refused. A refused upload leaves nothing behind.
+    """
+    info = inspect_deb(path, settings.UUS["upload_max_mb"] * 1024 * 1024)
+    existing = PrivatePackage.objects.filter(
+        name=info.package, version=info.version, architecture=info.architecture
+    ).first()
+    if existing is not None:
+        if existing.sha256 == info.sha256:
+            return existing, False
+        raise Conflict(
+            f"{info.package} {info.version} ({info.architecture}) was already uploaded with other content "
+            f"(SHA-256 {existing.sha256[:16]}...); give the new build a new version",
+            details={"existing_sha256": existing.sha256, "sha256": info.sha256},
+        )
+    filename = pool_path_for(
+        info.package, info.version, info.architecture, info.source, component=LOCAL_COMPONENT, prefix=LOCAL_POOL_PREFIX
+    )
+    store_file(pool_root(), path, info.sha256)
+    try:
+        with transaction.atomic():
+            row = PrivatePackage.objects.create(
+                name=info.package,
+                version=info.version,
+                architecture=info.architecture,
+                source=info.source,
+                source_version=info.source_version,
+                maintainer=info.maintainer[:500],
+                description=info.description[:500],
+                section=info.section,
+                size=info.size,
+                sha256=info.sha256,
+                md5=info.md5,
+                sha1=info.sha1,
+                fields=info.fields,
+                filename=filename,
+                uploaded_by_name=getattr(user, "username", "") or "",
+            )
+    except IntegrityError:  # the same upload raced us
+        row = PrivatePackage.objects.get(name=info.package, version=info.version, architecture=info.architecture)
+        if row.sha256 != info.sha256:
+            raise Conflict(
+                f"{info.package} {info.version} ({info.architecture}) was just uploaded with other content"
+            ) from None
+        return row, False
+    log.info("uploaded %s %s %s (%s)", row.name, row.version, row.architecture, row.sha256)
+    if publish:
+        transaction.on_commit(repos_publish_soon)
+    return row, True
+
+
+@dataclass
+class UploadOutcome:
+    path: str
+    package: PrivatePackage | None = None
+    created: bool = False
+    error: str = ""
+
+
+def _inspect_and_store(path: str, max_bytes: int):
+    """The file-system half of an upload (no database): safe to run in threads."""
+    info = inspect_deb(path, max_bytes)
+    filename = pool_path_for(
+        info.package, info.version, info.architecture, info.source, component=LOCAL_COMPONENT, prefix=LOCAL_POOL_PREFIX
+    )
+    return info, filename
+
+
+def packages_upload_many(*, paths: list[str], user=None, workers: int | None = None) -> list[UploadOutcome]:
+    """Upload many files: each is checked as package_upload checks it (in parallel: the checks run
+    dpkg-deb), refused ones are reported and stored nowhere, and the rest are recorded in one
+    transaction with one publish queued."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    max_bytes = settings.UUS["upload_max_mb"] * 1024 * 1024
+    outcomes = [UploadOutcome(path=str(p)) for p in paths]
+
+    def check(o: UploadOutcome):
+        try:
+            return _inspect_and_store(o.path, max_bytes)
+        except UusError as exc:
+            o.error = exc.message
+            return None
+
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
+        checked = list(ex.map(check, outcomes))
+    existing = {
+        (p.name, p.version, p.architecture): p
+        for p in PrivatePackage.objects.filter(name__in={c[0].package for c in checked if c})
+    }
+    new: dict[tuple[str, str, str], tuple[UploadOutcome, object, str]] = {}
+    for o, c in zip(outcomes, checked, strict=True):
+        if c is None:
+            continue
+        info, filename = c
+        key = (info.package, info.version, info.architecture)
+        known = existing.get(key)
+        known_sha = known.sha256 if known else (new[key][1].sha256 if key in new else None)
+        if known_sha is not None:
+            if known_sha != info.sha256:
+                o.error = f"{info.package} {info.version} ({info.architecture}) was already uploaded with other content"
+            elif known is not None:
+                o.package = known
+            continue  # the same file twice in this batch: named after the insert below
+        new[key] = (o, info, filename)
+
+    def store(item):
+        o, info, _filename = item
+        store_file(pool_root(), o.path, info.sha256, sync=False)
+
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
+        list(ex.map(store, new.values()))
+    if new:
+        os.sync()  # once for the whole batch, before any row names the files
+    username = getattr(user, "username", "") or ""
+    with transaction.atomic():
+        rows = PrivatePackage.objects.bulk_create(
+            [
+                PrivatePackage(
+                    name=info.package,
+                    version=info.version,
+                    architecture=info.architecture,
+                    source=info.source,
+                    source_version=info.source_version,
+                    maintainer=info.maintainer[:500],
+                    description=info.description[:500],
+                    section=info.section,
+                    size=info.size,
+                    sha256=info.sha256,
+                    md5=info.md5,
+                    sha1=info.sha1,
+                    fields=info.fields,
+                    filename=filename,
+                    uploaded_by_name=username,
+                )
+                for _o, info, filename in new.values()
+            ]
+        )
+        if rows:
+            transaction.on_commit(repos_publish_soon)
+    by_key = {
+        (r.name, r.version, r.architecture): r for r in PrivatePackage.objects.filter(name__in={k[0] for k in new})
+    }
+    for key, (o, _info, _filename) in new.items():
+        o.package, o.created = by_key.get(key), True
+    for o, c in zip(outcomes, checked, strict=True):  # a file given twice: the second names the same row
+        if c is not None and o.package is None and not o.error:
+            o.package = by_key.get((c[0].package, c[0].version, c[0].architecture))
+    return outcomes
+
+
+@transaction.atomic
+def package_remove(*, package: PrivatePackage, publish: bool = True) -> None:
+    """Forget an upload. Its pool file stays while a published generation still names it; the
+    cache maintenance job removes it once nothing does."""
+    package.delete()
+    if publish:
+        transaction.on_commit(repos_publish_soon)
+
+
+def private_package_stanza(pkg: PrivatePackage) -> dict[str, str]:
+    from .debfile import INDEX_ONLY_FIELDS
+
+    out = {k: v for k, v in pkg.fields.items() if k.lower() not in INDEX_ONLY_FIELDS}
+    out.update(Filename=pkg.filename, Size=str(pkg.size), MD5sum=pkg.md5, SHA1=pkg.sha1, SHA256=pkg.sha256)
+    return out
+
+
+# --------------------------------------------------------------------------- upstream stanzas
+
+
+def _upstream_index_dir() -> Path:
+    return data_dir() / "upstream-indexes"
+
+
+def _parse_packages(text: str) -> Iterator[dict[str, str]]:
+    """Paragraphs of a Packages file, fields in order, continuation lines kept."""
+    for para in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        last = None
+        for line in para.split("\n"):
+            if not line:
+                continue
+            if line[0] in " \t":
+                if last is not None:
+                    fields[last] += "\n" + line.rstrip()
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+            last = name
+        if fields.get("Package"):
+            yield fields
+
+
+_INDEX_FIELDS = ("Version", "Architecture", "Size", "SHA256", "Filename")
+_FILENAME_LINE_RE = re.compile(r"^Filename:.*$", re.M)
+# lines apt-ftparchive and dak never write: blank-looking ones, and fields without a colon
+_ODD_LINE_RE = re.compile(r"^[ \t]+$|^[^ \t\n][^:\n]*$", re.M)
+
+
+def _field(para: str, name: str) -> str:
+    at = para.find(f"\n{name}:")
+    if at < 0:
+        return ""
+    at += len(name) + 2
+    end = para.find("\n", at)
+    return para[at : end if end >= 0 else len(para)].strip()
+
+
+def _upstream_stanzas(text: str) -> Iterator[tuple[str | None, dict[str, str]]]:
+    """(paragraph text, the fields an index needs) for each stanza of an upstream Packages file;
+    the text is None when the file has lines that must be parsed and written out field by field."""
+    if _ODD_LINE_RE.search(text):
+        for fields in _parse_packages(text):
+            yield None, fields
+        return
+    for para in text.split("\n\n"):
+        para = para.strip("\n")
+        if para.startswith("Package:"):
+            fields = {name: _field(para, name) for name in _INDEX_FIELDS}
+            fields["Package"] = para[8 : para.find("\n")].strip() if "\n" in para else para[8:].strip()
+            yield para, fields
+
+
+def _with_filename(para: str | None, fields: dict[str, str], pool_path: str) -> dict[str, str]:
+    """The upstream stanza as is, with UUS's pool path as its Filename."""
+    if para is None:
+        return {**fields, "Filename": pool_path}
+    text = _FILENAME_LINE_RE.sub(lambda _m: f"Filename: {pool_path}", para, count=1)
+    return Stanza({**fields, "Filename": pool_path}, text + "\n\n")
+
+
+def upstream_index_text(index: UpstreamIndex) -> str:
+    """The upstream Packages file behind a catalog index, fetched (signature and hashes verified
+    by the catalog's fetcher) once per change of the index and kept in the data directory."""
+    from uus.catalog.sources import apt
+
+    upstream = index.upstream
+    folder = _upstream_index_dir() / upstream.name
+    stem = f"{index.suite}_{index.component}_{index.architecture}".replace("/", "_")
+    path, stamp = folder / f"{stem}.Packages", folder / f"{stem}.sha256"
+    with contextlib.suppress(FileNotFoundError):
+        if stamp.read_text().strip() == index.sha256:
+            return path.read_text(encoding="utf-8", errors="replace")
+    folder.mkdir(parents=True, exist_ok=True)
+    release = apt.fetch_release(upstream.url, index.suite, upstream.keyring)
+    with apt.fetch_index(release, index.component, index.architecture) as fetched, fetched.open() as fh:
+        data = fh.read()
+    write_atomic(path, data)
+    # the index may have moved on upstream since the catalog's sync: record what we hold
+    write_atomic(stamp, (index.sha256 if hashlib.sha256(data).hexdigest() == index.sha256 else "stale").encode())
+    return data.decode("utf-8", errors="replace")
+
+
+def upstream_indexes_prefetch(index_ids: list[int]) -> int:
+    n = 0
+    for index in UpstreamIndex.objects.filter(pk__in=index_ids).select_related("upstream"):
+        try:
+            upstream_index_text(index)
+            n += 1
+        except UusError as exc:
+            log.warning("could not fetch %s for publishing: %s", index, exc.message)
+    return n
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+@dataclass
+class SuitePlan:
+    suite: str
+    components: dict[str, list[dict[str, str]]]
+    architectures: list[str]
+
+
+def _upstream_pool_path(upstream_name: str, filename: str) -> str | None:
+    rel = filename.lstrip("/")
+    while rel.startswith("./"):
+        rel = rel[2:]
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") for p in parts):
+        return None
+    return f"{UPSTREAM_POOL_PREFIX}/{upstream_name}/{rel}"
+
+
+def ring_plan(ring: Ring, ctx=None) -> list[SuitePlan]:
+    """Every suite a ring's repository serves, with the stanzas of what the ring may see.
+
+    Suites come from the catalog (every synced suite is published, empty if nothing in it is
+    visible, so apt lines never 404); what is in them comes from approvals.ring_visible_packages.
+    """
+    plans: dict[str, SuitePlan] = {}
+    indexes = list(UpstreamIndex.objects.select_related("upstream").filter(upstream__is_enabled=True))
+    for index in indexes:
+        plan = plans.setdefault(index.suite, SuitePlan(index.suite, {}, []))
+        plan.components.setdefault(index.component, [])
+        if index.architecture not in plan.architectures and index.architecture != "all":
+            plan.architectures.append(index.architecture)
+    visible = (
+        approvals.ring_visible_packages(ring)
+        .filter(index__in=[i.pk for i in indexes])
+        .values_list("index_id", "name", "version", "architecture", "sha256")
+    )
+    wanted: dict[int, list[tuple[str, str, str, str]]] = {}
+    for index_id, name, version, arch, sha in visible.iterator(chunk_size=5000):
+        wanted.setdefault(index_id, []).append((name, version, arch, sha))
+    missing = 0
+    for index in indexes:
+        rows = wanted.get(index.pk)
+        if not rows:
+            continue
+        stanzas = {}
+        for para, fields in _upstream_stanzas(upstream_index_text(index)):
+            stanzas[(fields.get("Package"), fields.get("Version"), fields.get("Architecture"))] = (para, fields)
+        out = plans[index.suite].components[index.component]
+        for name, version, arch, sha in rows:
+            para, fields = stanzas.get((name, version, arch), (None, {}))
+            pool_path = _upstream_pool_path(index.upstream.name, fields.get("Filename", "")) if fields else None
+            if pool_path is None or fields.get("SHA256") != sha:
+                missing += 1
+                continue
+            out.append(_with_filename(para, fields, pool_path))
+        if ctx:
+            ctx.log(f"{index.upstream.name} {index.suite}/{index.component}/{index.architecture}: {len(rows)} visible")
+    if missing:
+        log.warning("%d visible packages are not in the upstream index any more; sync the upstream", missing)
+    local_archs = {a for p in plans.values() for a in p.architectures}
+    local = list(PrivatePackage.objects.order_by("name", "architecture", "version"))
+    local_archs.update(p.architecture for p in local if p.architecture != "all")
+    archs = sorted(local_archs) or list(DEFAULT_ARCHITECTURES)
+    result = [SuitePlan(LOCAL_SUITE, {LOCAL_COMPONENT: [private_package_stanza(p) for p in local]}, archs)]
+    for name in sorted(plans):
+        p = plans[name]
+        p.architectures = p.architectures or list(DEFAULT_ARCHITECTURES)
+        result.append(p)
+    return result
+
+
+def repo_publish(*, ring: Ring, ctx=None) -> RingRepository:
+    """Build the ring's whole tree beside the live one and switch it in with one rename.
+
+    Any failure (an upstream index that cannot be fetched, gpg, the disk) leaves the previous tree
+    served whole and is recorded on the repository row. Publishes of one ring never interleave:
+    the job holds the lock ``repo:<ring>`` and publish_tree an flock on the ring's directory.
+    """
+    started = time.monotonic()
+    repo, _ = RingRepository.objects.get_or_create(ring=ring)
+    fingerprint = signing_key_current()
+    try:
+        root = ring_root(ring.name)
+        valid_days = settings.UUS["repo_valid_days"]
+        summary: list[dict] = []
+
+        def build(tmp: Path) -> None:
+            # planned inside publish_tree's lock: a publish that waited sees the latest state
+            plans = ring_plan(ring, ctx)
+            if ctx:
+                ctx.set_total(len(plans))
+            signer = signing.Signer(gnupg_home())
+            for plan in plans:
+                result = build_suite(
+                    tmp,
+                    plan.suite,
+                    plan.components,
+                    plan.architectures,
+                    None,
+                    signer,
+                    valid_days,
+                    codename=plan.suite,
+                    label=f"UUS {ring.name}",
+                    description=f"UUS repository of ring {ring.name}",
+                    previous_root=root,
+                )
+                count = len(
+                    {(f["Package"], f["Version"], f["Architecture"]) for c in plan.components.values() for f in c}
+                )
+                summary.append(
+                    {
+                        "suite": plan.suite,
+                        "components": list(plan.components),
+                        "architectures": plan.architectures,
+                        "packages": count,
+                        "skipped": result["skipped"],
+                    }
+                )
+                if ctx:
+                    ctx.log(f"{plan.suite}: {count} packages")
+                    ctx.advance()
+
+        generation = publish_tree(root, build)
+        write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
+    except Exception as exc:
+        message = exc.message if isinstance(exc, UusError) else f"{type(exc).__name__}: {exc}"
+        RingRepository.objects.filter(pk=repo.pk).update(last_error=message, last_error_at=timezone.now())
+        raise
+    repo.generation = generation.name
+    repo.last_published = timezone.now()
+    repo.last_duration = round(time.monotonic() - started, 3)
+    repo.suites = summary
+    repo.package_count = sum(s["packages"] for s in summary)
+    repo.fingerprint = fingerprint
+    repo.last_error = ""
+    repo.save()
+    log.info("published ring %s: %d packages in %d suites", ring.name, repo.package_count, len(summary))
+    return repo
+
+
+def repos_publish_soon(ring: Ring | str | None = None, *, user=None) -> list:
+    """Queue a publish of one ring (or every ring). A publish already queued for that ring and not
+    started yet will see this change too, so no second one is queued."""
+    from uus.jobs.choices import JobState
+    from uus.jobs.models import Job
+    from uus.jobs.services import dispatch
+
+    from . import tasks
+
+    if ring is None:
+        names = list(Ring.objects.values_list("name", flat=True))
+    else:
+        names = [ring.name if isinstance(ring, Ring) else ring]
+    jobs = []
+    for name in names:
+        queued = Job.objects.filter(name=tasks.repo_publish.job_name, state=JobState.QUEUED, kwargs__ring=name)
+        if queued.exists():
+            continue
+        jobs.append(
+            dispatch(
+                tasks.repo_publish,
+                kwargs={"ring": name},
+                locks=[publish_lock(name)],
+                user=user,
+                title=f"Publish {name}",
+            )
+        )
+    return jobs
+
+
+def publish_lock(ring_name: str) -> str:
+    return f"repo:{ring_name}"
+
+
+def ring_get(name: str) -> Ring:
+    try:
+        return Ring.objects.get(name=name)
+    except Ring.DoesNotExist:
+        raise NotFound(f"no ring named {name!r}") from None
+
+
+def apt_sources_for_ring(ring: Ring, base_url: str) -> dict | None:
+    """The apt configuration of a machine in this ring: one line per published suite."""
+    repo = RingRepository.objects.filter(ring=ring).first()
+    if repo is None or not repo.suites:
+        return None
+    base = base_url.rstrip("/")
+    lines = [
+        f"deb [signed-by={KEYRING_PATH}] {base}/repo/{ring.name} {s['suite']} {' '.join(s['components'])}"
+        for s in repo.suites
+    ]
+    return {"sources": "\n".join(lines) + "\n", "key_url": f"{base}/repo/key.asc"}
+
+
+# --------------------------------------------------------------------------- serving and the cache
+
+_request_base = threading.local()
+
+
+def request_base_url_set(url: str | None) -> None:
+    _request_base.url = url
+
+
+def public_base_url() -> str:
+    """``base_url`` from the configuration, else the scheme and host of the request being served."""
+    return settings.UUS["base_url"].rstrip("/") or getattr(_request_base, "url", None) or "http://localhost:8000"
+
+
+def dists_file(ring_name: str, rel_path: str) -> Path | None:
+    """A file of the ring's live tree (indexes, Release files), or None."""
+    parts = rel_path.split("/")
+    if any(p in ("", ".", "..") for p in parts) or parts[0] == POOL_MAP_DIR or parts[0] != "dists":
+        return None
+    path = ring_root(ring_name) / rel_path
+    return path if path.is_file() else None
+
+
+def pool_entry(ring_name: str, rel_path: str) -> tuple[str, int] | None:
+    """(sha256, size) of a pool path the ring's live (or previous) generation names."""
+    root = ring_root(ring_name)
+    if not rel_path.startswith("pool/") or ".." in rel_path.split("/"):
+        return None
+    live = _current_target(root)
+    candidates = [root.parent / live] if live else []
+    candidates += [g for g in reversed(generations(root)) if g.name != live]
+    for generation in candidates:
+        try:
+            entry = load_pool_map(generation).get(rel_path)
+        except OSError:
+            continue
+        if entry:
+            return entry
+    return None
+
+
+def _counter_add(**values: int) -> None:
+    for name, n in values.items():
+        if not CacheCounter.objects.filter(name=name).update(value=F("value") + n):
+            try:
+                with transaction.atomic():
+                    CacheCounter.objects.create(name=name, value=n)
+            except IntegrityError:
+                CacheCounter.objects.filter(name=name).update(value=F("value") + n)
+
+
+def pool_serve(ring_name: str, rel_path: str) -> Path | None:
+    """The stored file for a pool path, fetching an upstream file into the cache on first request."""
+    entry = pool_entry(ring_name, rel_path)
+    if entry is None:
+        return None
+    sha256, size = entry
+    path = pool_file(pool_root(), sha256)
+    if path.is_file():
+        if CachedFile.objects.filter(sha256=sha256).update(last_access=timezone.now(), hits=F("hits") + 1):
+            _counter_add(hits=1, bytes_saved=size)
+        return path
+    return pool_fetch(sha256, size)
+
+
+def _upstream_url_for(sha256: str) -> str | None:
+    row = (
+        ArchivePackage.objects.filter(sha256=sha256)
+        .select_related("index__upstream")
+        .only("filename", "index__upstream__url")
+        .first()
+    )
+    if row is None:
+        return None
+    return f"{row.index.upstream.url.rstrip('/')}/{urllib.parse.quote(row.filename.lstrip('/'))}"
+
+
+@contextlib.contextmanager
+def _fetch_lock(sha256: str) -> Iterator[None]:
+    """One download per file across threads and processes: the others wait here, then find it."""
+    lock_dir = pool_root() / ".fetch"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / sha256, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def pool_fetch(sha256: str, size: int) -> Path:
+    """Download an upstream file into the pool once, checking its size and SHA-256 against the
+    catalog; a bad download is discarded and never served."""
+    final = pool_file(pool_root(), sha256)
+    with _fetch_lock(sha256):
+        if final.is_file():  # another request fetched it while we waited: served from the cache
+            if CachedFile.objects.filter(sha256=sha256).update(last_access=timezone.now(), hits=F("hits") + 1):
+                _counter_add(hits=1, bytes_saved=size)
+            return final
+        url = _upstream_url_for(sha256)
+        if url is None:
+            raise NotFound("no upstream lists this file any more")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=final.parent)
+        try:
+            digest, got = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as resp:
+                        while chunk := resp.read(1024 * 1024):
+                            got += len(chunk)
+                            if got > size:
+                                raise UpstreamFetchFailed(f"{url} is larger than the {size} bytes the index names")
+                            digest.update(chunk)
+                            out.write(chunk)
+                except (urllib.error.URLError, OSError, ValueError) as exc:
+                    raise UpstreamFetchFailed(f"could not fetch {url}: {exc}") from None
+                out.flush()
+                os.fsync(out.fileno())
+            if got != size or digest.hexdigest() != sha256:
+                raise UpstreamFetchFailed(
+                    f"{url}: got {got} bytes with SHA-256 {digest.hexdigest()}, the index names {size} and {sha256}"
+                )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # recorded before the lock is released, so that the requests waiting count as hits
+        CachedFile.objects.update_or_create(sha256=sha256, defaults={"size": size, "last_access": timezone.now()})
+        _counter_add(misses=1, bytes_fetched=size)
+    log.info("cached %s (%d bytes) from %s", sha256, size, url)
+    return final
+
+
+def referenced_hashes() -> set[str]:
+    """Every SHA-256 a generation on disk names (live and kept ones of every ring), and uploads'."""
+    refs = set(PrivatePackage.objects.values_list("sha256", flat=True))
+    root = repos_root()
+    if root.is_dir():
+        for entry in os.listdir(root):
+            if entry.startswith(".gen-"):
+                for sha, _size in load_pool_map(root / entry).values():
+                    refs.add(sha)
+    return refs
+
+
+def cache_stats() -> dict:
+    counters = dict(CacheCounter.objects.values_list("name", "value"))
+    agg = CachedFile.objects.aggregate(n=Sum("hits"), size=Sum("size"))
+    return {
+        "hits": counters.get("hits", 0),
+        "misses": counters.get("misses", 0),
+        "bytes_fetched": counters.get("bytes_fetched", 0),
+        "bytes_saved": counters.get("bytes_saved", 0),
+        "evicted": counters.get("evicted", 0),
+        "files": CachedFile.objects.count(),
+        "size": agg["size"] or 0,
+        "limit": settings.UUS["cache_max_mb"] * 1024 * 1024,
+    }
+
+
+def cache_evict(*, max_bytes: int | None = None) -> dict:
+    """Keep the cache under its limit by removing least recently used files that no published
+    repository names, and remove pool files nothing refers to any more (removed uploads)."""
+    limit = settings.UUS["cache_max_mb"] * 1024 * 1024 if max_bytes is None else max_bytes
+    refs = referenced_hashes()
+    total = CachedFile.objects.aggregate(s=Sum("size"))["s"] or 0
+    evicted, freed = 0, 0
+    if limit and total > limit:
+        for row in CachedFile.objects.order_by("last_access").iterator():
+            if total <= limit:
+                break
+            if row.sha256 in refs:
+                continue
+            pool_file(pool_root(), row.sha256).unlink(missing_ok=True)
+            row.delete()
+            total -= row.size
+            evicted += 1
+            freed += row.size
+    cached = set(CachedFile.objects.values_list("sha256", flat=True))
+    removed = 0
+    base = pool_root() / "by-sha256"
+    if base.is_dir():
+        for sub in os.scandir(base):
+            if not sub.is_dir():
+                continue
+            for f in os.scandir(sub.path):
+                sha = sub.name + f.name
+                if f.name.startswith(".") or sha in refs or sha in cached:
+                    continue
+                if time.time() - f.stat().st_mtime < 3600:
+                    continue  # an upload between its store and its row
+                os.unlink(f.path)
+                removed += 1
+    if evicted:
+        _counter_add(evicted=evicted)
+    return {"evicted": evicted, "freed": freed, "removed": removed, "size": total}
+
+
+def repositories_overview() -> list[dict]:
+    """Every ring with its repository state, for the UI, the API and the CLI."""
+    out = []
+    repos = {r.ring_id: r for r in RingRepository.objects.all()}
+    for ring in Ring.objects.all():
+        repo = repos.get(ring.pk)
+        out.append(
+            {
+                "ring": ring.name,
+                "url": f"/repo/{ring.name}/",
+                "last_published": repo.last_published if repo else None,
+                "last_duration": repo.last_duration if repo else None,
+                "last_error": repo.last_error if repo else "",
+                "suites": repo.suites if repo else [],
+                "package_count": repo.package_count if repo else 0,
+                "fingerprint": repo.fingerprint if repo else "",
+            }
+        )
+    return out
+
+
+def remove_tree(ring_name: str) -> None:
+    """Remove a ring's published tree (a deleted ring)."""
+    root = ring_root(ring_name)
+    for g in generations(root):
+        shutil.rmtree(g, ignore_errors=True)
+    root.unlink(missing_ok=True)
