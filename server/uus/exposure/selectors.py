@@ -297,11 +297,11 @@ def _chunked(items: list, size: int):
         yield items[i : i + size]
 
 
-def findings(q: Query, *, include_not_running: bool = False) -> list[dict]:
-    """One dict per (machine, notice, CVE, binary) finding, sorted by priority then host."""
-    per_set = _set_findings(q)
+def _machine_rows(per_set: dict, machines, include_not_running: bool) -> list[dict]:
+    """The findings of each (machine id, hostname, kernel, release, set id) from its set's findings,
+    with the machine's own status (running kernel, fix progress)."""
     rows: list[dict] = []
-    for mid, host, kernel, release, set_id in _machines(per_set.keys(), q.machine_id):
+    for mid, host, kernel, release, set_id in machines:
         for base in per_set.get((set_id, release), ()):
             status = _machine_status(base, kernel)
             if status == Status.NOT_RUNNING and not include_not_running:
@@ -310,6 +310,13 @@ def findings(q: Query, *, include_not_running: bool = False) -> list[dict]:
             row.update(hostname=host, machine_id=mid, status=status)
             rows.append(row)
     _apply_fix_progress(rows)
+    return rows
+
+
+def findings(q: Query, *, include_not_running: bool = False) -> list[dict]:
+    """One dict per (machine, notice, CVE, binary) finding, sorted by priority then host."""
+    per_set = _set_findings(q)
+    rows = _machine_rows(per_set, _machines(per_set.keys(), q.machine_id), include_not_running)
     return sorted(
         rows,
         key=lambda r: (-priority_rank(r["priority"]), r["hostname"], r["notice"], r["cve"] or "", r["package"]),
@@ -548,16 +555,8 @@ def search(
     per_set = _set_findings(q)
     groups = _groups(q, per_set, include_not_running=include_not_running)
     s = _summarise(groups)
-    rows = []
-    for mid, host, kernel, release, set_id in _page(groups, s["machines"], q, limit, offset) if groups else ():
-        for base in per_set.get((set_id, release), ()):
-            status = _machine_status(base, kernel)
-            if status == Status.NOT_RUNNING and not include_not_running:
-                continue
-            row = {k: v for k, v in base.items() if not k.startswith("_")}
-            row.update(hostname=host, machine_id=mid, status=status)
-            rows.append(row)
-    _apply_fix_progress(rows)
+    machines = _page(groups, s["machines"], q, limit, offset) if groups else ()
+    rows = _machine_rows(per_set, machines, include_not_running)
     rows.sort(key=lambda r: (r["hostname"], -priority_rank(r["priority"]), r["notice"], r["cve"] or "", r["package"]))
     if count_fixed and (q.cve or q.notice):  # one more pass over the fixed machines: asked for, not default
         s["fixed"] = _fixed_count(q, groups)

@@ -165,6 +165,27 @@ def public_key_armored() -> bytes:
 # --------------------------------------------------------------------------- private packages
 
 
+def _private_package(info, filename: str, uploaded_by: str) -> PrivatePackage:
+    """The row for a validated upload (``info`` from debfile.inspect_deb), not yet saved."""
+    return PrivatePackage(
+        name=info.package,
+        version=info.version,
+        architecture=info.architecture,
+        source=info.source,
+        source_version=info.source_version,
+        maintainer=info.maintainer[:500],
+        description=info.description[:500],
+        section=info.section,
+        size=info.size,
+        sha256=info.sha256,
+        md5=info.md5,
+        sha1=info.sha1,
+        fields=info.fields,
+        filename=filename,
+        uploaded_by_name=uploaded_by,
+    )
+
+
 def package_upload(*, path: str | os.PathLike, user=None, publish: bool = True) -> tuple[PrivatePackage, bool]:
     """Validate a `.deb` as dpkg would, store it in the pool and record it. Returns (row, created).
 
@@ -189,23 +210,8 @@ def package_upload(*, path: str | os.PathLike, user=None, publish: bool = True) 
     store_file(pool_root(), path, info.sha256)
     try:
         with transaction.atomic():
-            row = PrivatePackage.objects.create(
-                name=info.package,
-                version=info.version,
-                architecture=info.architecture,
-                source=info.source,
-                source_version=info.source_version,
-                maintainer=info.maintainer[:500],
-                description=info.description[:500],
-                section=info.section,
-                size=info.size,
-                sha256=info.sha256,
-                md5=info.md5,
-                sha1=info.sha1,
-                fields=info.fields,
-                filename=filename,
-                uploaded_by_name=getattr(user, "username", "") or "",
-            )
+            row = _private_package(info, filename, getattr(user, "username", "") or "")
+            row.save(force_insert=True)
     except IntegrityError:  # the same upload raced us
         row = PrivatePackage.objects.get(name=info.package, version=info.version, architecture=info.architecture)
         if row.sha256 != info.sha256:
@@ -285,26 +291,7 @@ def packages_upload_many(*, paths: list[str], user=None, workers: int | None = N
     username = getattr(user, "username", "") or ""
     with transaction.atomic():
         rows = PrivatePackage.objects.bulk_create(
-            [
-                PrivatePackage(
-                    name=info.package,
-                    version=info.version,
-                    architecture=info.architecture,
-                    source=info.source,
-                    source_version=info.source_version,
-                    maintainer=info.maintainer[:500],
-                    description=info.description[:500],
-                    section=info.section,
-                    size=info.size,
-                    sha256=info.sha256,
-                    md5=info.md5,
-                    sha1=info.sha1,
-                    fields=info.fields,
-                    filename=filename,
-                    uploaded_by_name=username,
-                )
-                for _o, info, filename in new.values()
-            ]
+            [_private_package(info, filename, username) for _o, info, filename in new.values()]
         )
         if rows:
             transaction.on_commit(repos_publish_soon)
