@@ -52,6 +52,9 @@ def same_shape(expected: Any, built: Any, where: str = "$") -> None:
 def machine(root: Path, state_dir: Path):
     """A root that has seen real changes: a job result with package changes, a real delta."""
     st = State(str(state_dir))
+    (root / "etc" / "timezone").write_text(
+        "Europe/Paris\n"
+    )  # optional fact: present, so its type is checked
     base = agent_dpkg.read_inventory(str(root))
     dpkg(root, "-i", deb("hello_"))
     current = agent_dpkg.read_inventory(str(root))

@@ -174,6 +174,33 @@ def apt_sources(root: str) -> List[str]:
     return sources
 
 
+def _zone_name(value: str) -> Optional[str]:
+    """An IANA zone name ("Europe/Berlin", "UTC") or None: no spaces, no "..", no leading "/"."""
+    value = value.strip()
+    if (
+        not value
+        or value.startswith("/")
+        or ".." in value.split("/")
+        or any(c.isspace() for c in value)
+    ):
+        return None
+    return value if len(value) <= 64 else None
+
+
+def timezone(root: str) -> Optional[str]:
+    """The machine's time zone: ROOT/etc/timezone (Debian), else the zoneinfo name the
+    ROOT/etc/localtime symlink points to (systemd, Ubuntu); None when neither says."""
+    zone = _zone_name(_first_line(_p(root, "/etc/timezone")) or "")
+    if zone:
+        return zone
+    try:
+        target = os.readlink(_p(root, "/etc/localtime"))
+    except OSError:
+        return None
+    _, sep, zone = target.partition("zoneinfo/")
+    return _zone_name(zone) if sep else None
+
+
 def gather(root: str, state: State) -> Dict[str, Any]:
     host = hostname(root)
     return {
@@ -186,4 +213,5 @@ def gather(root: str, state: State) -> Dict[str, Any]:
         "reboot_required": reboot_required(root),
         "reboot_required_packages": reboot_required_packages(root),
         "apt_sources": apt_sources(root),
+        "timezone": timezone(root),
     }

@@ -64,6 +64,7 @@ def make_root(path: Path, hostname: str) -> Path:
         (path / d).mkdir(parents=True, exist_ok=True)
     (path / "etc/os-release").write_text(OS_RELEASE)
     (path / "etc/hostname").write_text(hostname + "\n")
+    (path / "etc/timezone").write_text("Europe/Berlin\n")
     (path / "proc/sys/kernel/osrelease").write_text("6.1.0-40-amd64\n")
     (path / "var/lib/dpkg/arch").write_text("amd64\n")
     (path / "var/lib/dpkg/available").write_text("")
@@ -136,12 +137,13 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
     assert "full 8 packages" in r.stdout
     assert server_entries("web-01") == dpkg_query(root)
     m = Machine.objects.get(hostname="web-01")
-    assert (m.os_id, m.release, m.kernel, m.architecture, m.enrollment_group) == (
+    assert (m.os_id, m.release, m.kernel, m.architecture, m.enrollment_group, m.time_zone) == (
         "debian",
         "12",
         "6.1.0-40-amd64",
         "amd64",
         "lab",
+        "Europe/Berlin",
     )
     assert not PackageChange.objects.exists()  # the first inventory is the baseline
 

@@ -178,3 +178,82 @@ def run_scenario(server: ServeProcess, tmp_path: Path) -> None:
 
     events = json.loads(ok(server.cli("audit", "list", "--action", "approval.", "--json")))
     assert {e["action"] for e in events} == {"approval.approved", "approval.declined"}
+
+
+def test_rollback_returns_the_machines_to_their_previous_versions(server, tmp_path):
+    """An approved update is deployed to ring `test`; rolling that deployment back reinstalls the old
+    versions (never approved: kept published for the rollback) with apt-get --allow-downgrades."""
+    up = tmp_path / "up"
+    www, keyring = build_upstream(up)
+    try:
+        with serve_directory(www) as lb:
+            ok(
+                server.cli(
+                    "upstream", "add", "deb", f"{lb.url}/debian", "--suites", "bookworm,bookworm-security",
+                    "--components", "main", "--architectures", "amd64", "--keyring", str(keyring),
+                )
+            )  # fmt: skip
+            ok(server.cli("upstream", "sync", "deb"))
+            run_rollback(server, tmp_path)
+    finally:
+        signing_agent_stop(up / "g")
+
+
+def run_rollback(server: ServeProcess, tmp_path: Path) -> None:
+    token = json.loads(ok(server.cli("tokens", "create", "--json")))["token"]
+    url = f"http://127.0.0.1:{server.port}"
+    machines = {}
+    for h in ("t1", "p1"):
+        root = make_root(tmp_path / "roots" / h, h)
+        dpkg(root, "-i", str(DEBS / f"libjq1_{OLD}_amd64.deb"), str(DEBS / f"jq_{OLD}_amd64.deb"))
+        state = tmp_path / "state" / h
+        ok(agent(state, root, "register", "--server", url, "--token", token))
+        ok(agent(state, root, "check-in"))
+        machines[h] = (state, root)
+    ok(server.cli("machines", "set-ring", "t1", "test"))
+
+    def versions(h):
+        return version_of(machines[h][1], "jq"), version_of(machines[h][1], "libjq1")
+
+    def run_until(dep_id, done):
+        end = time.monotonic() + 90
+        while time.monotonic() < end and not done():
+            for h in machines:
+                ok(agent(*machines[h], "check-in"))
+            time.sleep(1)
+        return json.loads(ok(server.cli("deployments", "show", str(dep_id), "--json")))
+
+    for pkg in ("jq", "libjq1"):
+        ok(server.cli("approvals", "set", "test", pkg, NEW, "approved"))
+    dep = json.loads(ok(server.cli("deployments", "create", "--target", "ring:test", "--json")))
+    shown = run_until(dep["id"], lambda: versions("t1") == (NEW, NEW))
+    assert shown["state"] == "completed" and versions("t1") == (NEW, NEW) and versions("p1") == (OLD, OLD), shown
+
+    back = json.loads(ok(server.cli("deployments", "rollback", str(dep["id"]), "--reason", "regression", "--json")))
+    assert back["action"] == "rollback" and back["id"] != dep["id"]
+    (job,) = back["jobs"]
+    assert job["machine"] == "t1" and job["type"] == "apt_install"
+    assert sorted(job["params"]["packages"]) == [f"jq={OLD}", f"libjq1={OLD}"]
+    assert job["params"]["allow_downgrades"] is True
+    shown = run_until(back["id"], lambda: versions("t1") == (OLD, OLD))
+    assert versions("t1") == (OLD, OLD) and versions("p1") == (OLD, OLD), (shown, server.cli("jobs", "list").stdout)
+
+    # the rollback's result is recorded: the job, its package changes and the audit trail
+    assert shown["state"] == "completed" and shown["counts"]["succeeded"] == 1, shown
+    (job,) = shown["jobs"]
+    assert job["state"] == "succeeded" and job["exit_code"] == 0
+    assert sorted((c["name"], c["before"], c["after"]) for c in job["package_changes"]) == [
+        ("jq", NEW, OLD),
+        ("libjq1", NEW, OLD),
+    ]
+    events = json.loads(ok(server.cli("audit", "list", "--target", "machine:t1", "--json")))
+    results = [e for e in events if e["action"] == "job.result" and e["data"]["job"] == job["id"]]
+    assert len(results) == 1 and results[0]["data"]["status"] == "succeeded"
+    downgrades = {
+        (e["data"]["name"], e["data"]["before"], e["data"]["after"])
+        for e in events
+        if e["action"] == "package.change" and e["data"]["job"] == job["id"]
+    }
+    assert downgrades == {("jq", NEW, OLD), ("libjq1", NEW, OLD)}
+    rolled = json.loads(ok(server.cli("audit", "list", "--action", "deployment.rollback", "--json")))
+    assert [(e["target"], e["reason"]) for e in rolled] == [(f"deployment:{dep['id']}", "regression")]

@@ -3,7 +3,13 @@
 from rest_framework.routers import DefaultRouter
 
 from uus.accounts.api.views import ApiTokenViewSet, UserViewSet
-from uus.approvals.api.views import ApprovalViewSet, MachineGroupViewSet, RingViewSet, UpdateViewSet
+from uus.approvals.api.views import (
+    ApprovalRuleViewSet,
+    ApprovalViewSet,
+    MachineGroupViewSet,
+    RingViewSet,
+    UpdateViewSet,
+)
 from uus.audit.api.views import AuditEventViewSet
 from uus.catalog.api.views import ArchivePackageViewSet, CveViewSet, NoticeViewSet, UpstreamViewSet
 from uus.deployments.api.views import DeploymentViewSet, MachineJobViewSet, MaintenanceWindowViewSet
@@ -33,6 +39,7 @@ router.register("signing-key", SigningKeyViewSet, basename="signing-key")
 router.register("cache", CacheStatsViewSet, basename="cache")
 router.register("rings", RingViewSet, basename="ring")
 router.register("approvals", ApprovalViewSet, basename="approval")
+router.register("approval-rules", ApprovalRuleViewSet, basename="approval-rule")
 router.register("updates", UpdateViewSet, basename="update")
 router.register("groups", MachineGroupViewSet, basename="group")
 router.register("deployments", DeploymentViewSet, basename="deployment")

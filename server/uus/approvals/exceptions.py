@@ -9,6 +9,10 @@ class GroupNotFound(NotFound):
     code = "group_not_found"
 
 
+class RuleNotFound(NotFound):
+    code = "rule_not_found"
+
+
 class ApprovalInvalid(UusError):
     code = "invalid_approval"
 

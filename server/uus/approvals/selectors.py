@@ -17,8 +17,8 @@ from django.utils import timezone
 from uus.core.debversion import version_key
 
 from .choices import ApprovalState, GroupKind
-from .exceptions import GroupNotFound, RingNotFound
-from .models import Approval, MachineGroup, RetainedVersion, Ring
+from .exceptions import GroupNotFound, RingNotFound, RuleNotFound
+from .models import Approval, ApprovalRule, MachineGroup, RetainedVersion, Ring
 
 DEFAULT_RING = "production"
 PENDING = "pending"  # no decision recorded
@@ -123,6 +123,20 @@ def ring_visible_packages(ring: Ring):
         .exclude(Exists(declined))
         .exclude(Exists(above_pin))
     )
+
+
+# -- approval rules ---------------------------------------------------------------------------------
+
+
+def rule_list() -> QuerySet[ApprovalRule]:
+    return ApprovalRule.objects.select_related("ring", "from_ring")
+
+
+def rule_get(pk) -> ApprovalRule:
+    try:
+        return rule_list().get(pk=int(pk))
+    except (ApprovalRule.DoesNotExist, ValueError, TypeError):
+        raise RuleNotFound(f"no approval rule with id {pk!r}") from None
 
 
 # -- groups ----------------------------------------------------------------------------------------

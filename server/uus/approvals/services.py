@@ -188,6 +188,8 @@ def approval_rule_create(
         min_priority = ""
     else:
         raise ApprovalInvalid(f"'{kind}' is not a rule kind: use one of {', '.join(RuleKind.values)}")
+    # a rule decides for every machine of its ring, as a decision by hand would
+    scope_require(user, selectors.ring_machines(ring), what=f"a rule for ring '{ring.name}'")
     name = user if isinstance(user, str) else (getattr(user, "username", "") or "")
     rule = ApprovalRule.objects.create(
         ring=ring,
@@ -199,6 +201,14 @@ def approval_rule_create(
     )
     audit_record(user, "rule.create", f"ring:{ring.name}", str(rule), rule=rule.pk, kind=kind)
     return rule
+
+
+@transaction.atomic
+def approval_rule_delete(*, rule: ApprovalRule, user=None, reason: str = "") -> None:
+    """Remove a rule; what it already approved stays approved."""
+    scope_require(user, selectors.ring_machines(rule.ring), what=f"a rule for ring '{rule.ring.name}'")
+    audit_record(user, "rule.delete", f"ring:{rule.ring.name}", reason or str(rule), rule=rule.pk, kind=rule.kind)
+    rule.delete()
 
 
 # -- groups ----------------------------------------------------------------------------------------

@@ -9,4 +9,10 @@ urlpatterns = [
     path("updates/decide/", views.update_decide, name="update_decide"),
     path("rings/", views.ring_board, name="ring_board"),
     path("rings/<slug:name>/promote/", views.ring_promote, name="ring_promote"),
+    path("approval-rules/", views.rule_list, name="rule_list"),
+    path("approval-rules/create/", views.rule_create, name="rule_create"),
+    path("approval-rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("groups/", views.group_list, name="group_list"),
+    path("groups/create/", views.group_create, name="group_create"),
+    path("groups/<slug:name>/delete/", views.group_delete, name="group_delete"),
 ]

@@ -1,4 +1,5 @@
-"""Thin UI views: the updates page (pending decisions, bulk approve/decline) and the ring board."""
+"""Thin UI views: the updates page (pending decisions, bulk approve/decline), the ring board, approval
+rules and machine groups (list, create, delete)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from uus.web.decorators import role_required
 
 from . import selectors, services
 from .choices import ApprovalState
-from .forms import BulkDecisionForm
+from .forms import ApprovalRuleForm, BulkDecisionForm, MachineGroupForm
 
 
 @login_required
@@ -110,3 +111,85 @@ def ring_promote(request, name):
     else:
         messages.success(request, f"{len(out)} versions promoted from {from_ring.name} to {to_ring.name}.")
     return redirect("approvals:ring_board")
+
+
+# -- approval rules ---------------------------------------------------------------------------------
+
+
+def _rule_page(request, form, status=200):
+    ctx = {"rules": selectors.rule_list(), "form": form, "can_edit": request.user.has_role("operator")}
+    return render(request, "approvals/rule_list.html", ctx, status=status)
+
+
+@login_required
+def rule_list(request):
+    return _rule_page(request, ApprovalRuleForm() if request.user.has_role("operator") else None)
+
+
+@role_required("operator")
+@require_POST
+def rule_create(request):
+    form = ApprovalRuleForm(request.POST)
+    if form.is_valid():
+        try:
+            rule = services.approval_rule_create(**form.service_kwargs(), user=request.user)
+        except UusError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"rule {rule.pk} created: {rule}")
+            return redirect("approvals:rule_list")
+    return _rule_page(request, form, status=400)
+
+
+@role_required("operator")
+@require_POST
+def rule_delete(request, pk):
+    try:
+        rule = selectors.rule_get(pk)
+        services.approval_rule_delete(rule=rule, user=request.user)
+    except UusError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"rule {pk} deleted: {rule}")
+    return redirect("approvals:rule_list")
+
+
+# -- machine groups ---------------------------------------------------------------------------------
+
+
+def _group_page(request, form, status=200):
+    groups = [(g, selectors.group_machines(g).count()) for g in selectors.group_list()]
+    ctx = {"groups": groups, "form": form, "can_edit": request.user.has_role("operator")}
+    return render(request, "approvals/group_list.html", ctx, status=status)
+
+
+@login_required
+def group_list(request):
+    return _group_page(request, MachineGroupForm() if request.user.has_role("operator") else None)
+
+
+@role_required("operator")
+@require_POST
+def group_create(request):
+    form = MachineGroupForm(request.POST)
+    if form.is_valid():
+        try:
+            group = services.group_create(**form.service_kwargs(), user=request.user)
+        except UusError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"group {group.name} created")
+            return redirect("approvals:group_list")
+    return _group_page(request, form, status=400)
+
+
+@role_required("operator")
+@require_POST
+def group_delete(request, name):
+    try:
+        services.group_delete(group=selectors.group_get(name), user=request.user)
+    except UusError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"group {name} deleted")
+    return redirect("approvals:group_list")

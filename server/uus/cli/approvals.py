@@ -82,6 +82,32 @@ def rings_rule_add(args) -> int:
     return 0
 
 
+def rings_rules(args) -> int:
+    from uus.approvals.api.serializers import ApprovalRuleSerializer
+    from uus.approvals.selectors import ring_get, rule_list
+    from uus.cli.output import print_json
+
+    rules = rule_list()
+    if args.ring:
+        rules = rules.filter(ring=ring_get(args.ring))
+    if args.json:
+        print_json(ApprovalRuleSerializer(rules, many=True).data)
+    else:
+        for rule in rules:
+            print(f"{rule.pk:5} {rule.ring.name:16} {rule}{'' if rule.is_enabled else ' (disabled)'}")
+    return 0
+
+
+def rings_rule_delete(args) -> int:
+    from uus.approvals.selectors import rule_get
+    from uus.approvals.services import approval_rule_delete
+
+    rule = rule_get(args.id)
+    approval_rule_delete(rule=rule, user=_user(args), reason=args.reason)
+    print(f"rule {args.id} deleted: {rule}")
+    return 0
+
+
 def machines_set_ring(args) -> int:
     from uus.approvals.selectors import ring_get
     from uus.approvals.services import machine_set_ring
@@ -217,6 +243,17 @@ def register(sub) -> None:
     p.add_argument("--promote-from", metavar="RING", help="approve what RING approved --after-days ago")
     p.add_argument("--after-days", type=int, default=7, help="days without a failed job in the other ring")
     p.set_defaults(func=rings_rule_add)
+
+    p = rings.add_parser("rules", help="the automatic approval rules")
+    p.add_argument("--ring", default="", help="only the rules of this ring")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=rings_rules)
+
+    p = rings.add_parser("rule-delete", help="remove an approval rule (what it approved stays approved)")
+    p.add_argument("id")
+    p.add_argument("--reason", default="")
+    p.add_argument("--as", dest="actor", default=None, help="name recorded in the audit log")
+    p.set_defaults(func=rings_rule_delete)
 
     approvals = sub.add_parser("approvals", help="approve, decline or hold updates per ring").add_subparsers(
         dest="verb", metavar="VERB"

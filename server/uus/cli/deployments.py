@@ -179,7 +179,7 @@ def register(sub) -> None:
     p.add_argument("--weekdays", required=True, help="0 = Monday ... 6 = Sunday, comma-separated")
     p.add_argument("--start", required=True, help="time of day, e.g. 22:00")
     p.add_argument("--minutes", type=int, required=True)
-    p.add_argument("--timezone", default="UTC")
+    p.add_argument("--timezone", default="UTC", help="IANA name (Europe/Berlin), or machine: each machine's own zone")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=windows_create)
     p = win.add_parser("list")

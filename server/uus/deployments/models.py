@@ -14,13 +14,16 @@ from uus.core.models import TimeStampedModel
 
 from .choices import DeploymentAction, DeploymentState, MachineJobState
 
+MACHINE_TIME_ZONE = "machine"  # a window's time zone that means "each machine's own"
+
 
 class MaintenanceWindow(TimeStampedModel):
-    """A weekly recurring window in a named time zone: on `weekdays` (0 = Monday), from `start` for
+    """A weekly recurring window in a named time zone, or in each machine's own (`machine`: the zone
+    its agent reports, UTC when unknown): on `weekdays` (0 = Monday), from `start` for
     `duration_minutes` (a window may run past midnight)."""
 
     name = models.SlugField(max_length=64, unique=True)
-    timezone = models.CharField(max_length=64, default="UTC")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, or 'machine'")
     weekdays = models.JSONField(default=list, help_text="0 = Monday ... 6 = Sunday")
     start = models.TimeField()
     duration_minutes = models.PositiveIntegerField()
@@ -31,8 +34,14 @@ class MaintenanceWindow(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
-    def is_open(self, at: datetime) -> bool:
-        local = at.astimezone(zoneinfo.ZoneInfo(self.timezone))
+    @property
+    def is_per_machine(self) -> bool:
+        return self.timezone == MACHINE_TIME_ZONE
+
+    def is_open(self, at: datetime, machine_time_zone: str = "") -> bool:
+        """Whether the window is open at `at`; for a per-machine window, in `machine_time_zone`."""
+        zone = (machine_time_zone or "UTC") if self.is_per_machine else self.timezone
+        local = at.astimezone(zoneinfo.ZoneInfo(zone))
         for days_back in (0, 1, 2, 3, 4, 5, 6, 7):  # a window that began on an earlier day may still run
             day = (local - timedelta(days=days_back)).date()
             if day.weekday() not in self.weekdays:

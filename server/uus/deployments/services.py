@@ -34,7 +34,7 @@ from .choices import (
     MachineJobState,
 )
 from .exceptions import DeploymentConflict, DeploymentInvalid, WindowInvalid
-from .models import Deployment, MachineJob, MaintenanceWindow
+from .models import MACHINE_TIME_ZONE, Deployment, MachineJob, MaintenanceWindow
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,13 @@ def window_create(
             raise WindowInvalid(f"start '{start}' is not a time of day like 22:00") from None
     if not 0 < duration_minutes <= 7 * 24 * 60:
         raise WindowInvalid("duration_minutes must be between 1 and one week")
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise WindowInvalid(f"'{tz}' is not a time zone name such as Europe/Berlin") from None
+    if tz != MACHINE_TIME_ZONE:
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise WindowInvalid(
+                f"'{tz}' is not a time zone name such as Europe/Berlin, nor '{MACHINE_TIME_ZONE}'"
+            ) from None
     if MaintenanceWindow.objects.filter(name=name).exists():
         raise WindowInvalid(f"a maintenance window named '{name}' already exists")
     window = MaintenanceWindow.objects.create(
@@ -225,10 +228,25 @@ def job_for(deployment: Deployment, machine, cache: dict) -> tuple[str, dict] | 
     return spec
 
 
+def _window_binds(deployment: Deployment, now: datetime) -> bool:
+    """Whether the maintenance window still limits when machines may start (none, or past the deadline: no)."""
+    return deployment.window is not None and not (deployment.deadline and now >= deployment.deadline)
+
+
 def _in_window(deployment: Deployment, now: datetime) -> bool:
-    if deployment.window is None or (deployment.deadline and now >= deployment.deadline):
+    """May any waiting machine start now? A per-machine window asks once per time zone of the waiting
+    machines (a handful of zones, not one question per machine)."""
+    if not _window_binds(deployment, now):
         return True
-    return deployment.window.is_open(now)
+    window = deployment.window
+    if not window.is_per_machine:
+        return window.is_open(now)
+    zones = (
+        MachineJob.objects.filter(deployment=deployment, state=MachineJobState.WAITING)
+        .values_list("machine__time_zone", flat=True)
+        .distinct()
+    )
+    return any(window.is_open(now, zone) for zone in zones)
 
 
 def _expire(deployment: Deployment, now: datetime) -> None:
@@ -300,9 +318,12 @@ def _start_jobs(deployment: Deployment, slots: int, now: datetime) -> int:
         .order_by("machine__hostname", "id")
     )
     changed = []
+    per_machine = deployment.window if _window_binds(deployment, now) and deployment.window.is_per_machine else None
     for job in waiting.iterator(chunk_size=1000):
         if started >= slots:
             break
+        if per_machine and not per_machine.is_open(now, job.machine.time_zone):
+            continue  # its own window has not opened yet: it stays waiting
         job.updated = now
         changed.append(job)
         if job.machine.is_revoked:

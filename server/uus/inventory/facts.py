@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from .exceptions import InvalidInventory
@@ -66,7 +67,21 @@ def facts_fields(facts: Any) -> dict[str, Any]:
         "is_reboot_required": reboot,
         "reboot_required_packages": _string_list(facts, "reboot_required_packages", 5000),
         "apt_sources": _string_list(facts, "apt_sources", _MAX_SOURCES),
+        "time_zone": _time_zone(facts),
     }
+
+
+def _time_zone(facts: dict) -> str:
+    """The machine's IANA zone name, or "" when it is missing or unknown to this server's tzdata (a
+    newer zone on the machine must not make its check-ins fail; its windows then run in UTC)."""
+    name = _text(facts, "timezone", 64)
+    if not name:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return ""
+    return name
 
 
 FACT_FIELDS = tuple(facts_fields({"hostname": "x"}))

@@ -148,6 +148,9 @@ class Machine(TimeStampedModel):
     )
     kernel = models.CharField(max_length=255, blank=True, default="")
     architecture = models.CharField(max_length=64, blank=True, default="")
+    time_zone = models.CharField(
+        max_length=64, blank=True, default="", help_text="IANA zone the machine runs in; empty when unknown"
+    )
     is_reboot_required = models.BooleanField(default=False)
     reboot_required_packages = models.JSONField(default=list, blank=True)
     apt_sources = models.JSONField(default=list, blank=True)

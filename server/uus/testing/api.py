@@ -127,6 +127,15 @@ ENDPOINTS: list[Endpoint] = [
         {"ring": "test", "state": "declined", "items": [{"package": "jq", "version": "1.6-2.1+deb12u3"}]},
     ),
     Endpoint("GET", "/api/v1/approvals/{approval}/", "auditor"),
+    Endpoint("GET", "/api/v1/approval-rules/", "auditor"),
+    Endpoint(
+        "POST",
+        "/api/v1/approval-rules/",
+        "operator",
+        {"ring": "test", "kind": "auto_approve_security", "min_priority": "high"},
+    ),
+    Endpoint("GET", "/api/v1/approval-rules/{rule}/", "auditor"),
+    Endpoint("DELETE", "/api/v1/approval-rules/{rule}/", "operator"),
     Endpoint("GET", "/api/v1/updates/?ring=test", "auditor"),
     Endpoint("GET", "/api/v1/groups/", "auditor"),
     Endpoint("POST", "/api/v1/groups/", "operator", {"name": "web", "kind": "rule", "hostname_pattern": "web-*"}),
@@ -223,6 +232,8 @@ def _deployment_objects() -> dict[str, str]:
     test = Ring.objects.get(name="test")
     approval = approvals.approval_set(ring=test, name="libjq1", version="1.6-2.1+deb12u3", state="held")
     group = approvals.group_create(name=f"grp{n}")
+    production = Ring.objects.get(name="production")
+    rule = approvals.approval_rule_create(ring=production, kind="auto_promote", from_ring=test, after_days=3)
     window = deployments.window_create(name=f"win{n}", weekdays=[6], start="01:00", duration_minutes=60)
     a, b = machine_make(f"dep-a-{n}"), machine_make(f"dep-b-{n}")
     later = deployments.deployment_create(target=f"machine:{a.hostname}", at="2099-01-01T00:00Z")
@@ -240,6 +251,7 @@ def _deployment_objects() -> dict[str, str]:
     return {
         "approval": str(approval.pk),
         "group": group.name,
+        "rule": str(rule.pk),
         "window": window.name,
         "audit_event": str(AuditEvent.objects.latest("id").pk),
         "deployment": str(later.pk),

@@ -18,6 +18,8 @@ MENU: list[MenuItem] = [
     MenuItem("Machines", "inventory:machine_list"),
     MenuItem("Updates", "approvals:update_list"),
     MenuItem("Rings", "approvals:ring_board"),
+    MenuItem("Rules", "approvals:rule_list"),
+    MenuItem("Groups", "approvals:group_list"),
     MenuItem("Deployments", "deployments:deployment_list"),
     MenuItem("Repositories", "repos:repository_list"),
     MenuItem("Packages", "repos:package_list"),

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from ..choices import ApprovalState, GroupKind
-from ..models import Approval, MachineGroup, Ring
+from ..choices import ApprovalState, GroupKind, RuleKind
+from ..models import Approval, ApprovalRule, MachineGroup, Ring
 
 
 class RingSerializer(serializers.ModelSerializer):
@@ -113,3 +113,33 @@ class MachineGroupSerializer(serializers.ModelSerializer):
         from ..selectors import group_machines
 
         return list(group_machines(group).order_by("hostname").values_list("hostname", flat=True))
+
+
+class ApprovalRuleSerializer(serializers.ModelSerializer):
+    """Reads with ring names; writes take `ring` (and `from_ring` for auto_promote) by name."""
+
+    ring = serializers.CharField(source="ring.name")
+    from_ring = serializers.CharField(source="from_ring.name", required=False, allow_null=True, default=None)
+    kind = serializers.ChoiceField(choices=RuleKind.choices)
+    min_priority = serializers.CharField(required=False, allow_blank=True, default="")
+    after_days = serializers.IntegerField(required=False, min_value=0, default=0)
+    description = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRule
+        fields = [
+            "id",
+            "ring",
+            "kind",
+            "min_priority",
+            "from_ring",
+            "after_days",
+            "is_enabled",
+            "description",
+            "created_by_name",
+            "created",
+        ]
+        read_only_fields = ["id", "is_enabled", "description", "created_by_name", "created"]
+
+    def get_description(self, rule) -> str:
+        return str(rule)

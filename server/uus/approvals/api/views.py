@@ -8,9 +8,10 @@ from uus.accounts.choices import Role
 from uus.inventory.selectors import machine_get
 
 from .. import selectors, services
-from ..models import Approval, MachineGroup, Ring
+from ..models import Approval, ApprovalRule, MachineGroup, Ring
 from .serializers import (
     ApprovalBulkSerializer,
+    ApprovalRuleSerializer,
     ApprovalSerializer,
     ApprovalSetSerializer,
     MachineGroupSerializer,
@@ -179,3 +180,42 @@ class MachineGroupViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         services.group_delete(group=instance, user=self.request.user)
+
+
+class ApprovalRuleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Automatic decisions per ring (applied every 10 minutes): approve security updates of a priority
+    or above, or promote from another ring after N days without failed jobs there."""
+
+    queryset = ApprovalRule.objects.none()
+    serializer_class = ApprovalRuleSerializer
+    write_role = Role.OPERATOR
+
+    def get_queryset(self):
+        ring = self.request.query_params.get("ring")
+        qs = selectors.rule_list()
+        return qs.filter(ring=selectors.ring_get(ring)) if ring else qs
+
+    @extend_schema(parameters=[OpenApiParameter("ring", str)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        v = serializer.validated_data
+        from_ring = (v.get("from_ring") or {}).get("name")
+        serializer.instance = services.approval_rule_create(
+            ring=selectors.ring_get(v["ring"]["name"]),
+            kind=v["kind"],
+            min_priority=v["min_priority"],
+            from_ring=selectors.ring_get(from_ring) if from_ring else None,
+            after_days=v["after_days"],
+            user=self.request.user,
+        )
+
+    def perform_destroy(self, instance):
+        services.approval_rule_delete(rule=instance, user=self.request.user)

@@ -11,8 +11,10 @@ from uus.approvals import services as approval_services
 from uus.approvals.tests.factories import JQ_NEW, JQ_OLD, jq_archive, rings_make
 from uus.audit.models import AuditEvent
 from uus.deployments import selectors, services
-from uus.deployments.exceptions import DeploymentInvalid
+from uus.deployments.exceptions import DeploymentInvalid, WindowInvalid
 from uus.deployments.models import Deployment, MachineJob
+from uus.inventory.exceptions import InvalidInventory
+from uus.inventory.models import Machine
 from uus.inventory.tests.factories import entries, entry, machine_make
 
 pytestmark = pytest.mark.django_db
@@ -258,3 +260,40 @@ def test_approval_rules_auto_approve_security_and_promote_after_days(fleet):
     MachineJob.objects.filter(pk=job.pk).update(result_received=timezone.now() - timedelta(days=30))
     assert services.approval_rules_apply(now=later)["promoted"] == 2
     assert approvals.approval_state(prod, "libjq1", JQ_NEW) == "approved"
+
+
+def test_per_machine_window_starts_each_machine_in_its_own_time_zone(fleet):
+    """A window in `machine` time: 22:00-23:00 wherever the machine is (its agent reports the zone);
+    a machine without a known zone follows UTC; past the deadline everyone starts."""
+    from uus.inventory.facts import facts_fields
+    from uus.inventory.tests.factories import facts_make
+
+    assert facts_fields(facts_make("x", timezone="Asia/Tokyo"))["time_zone"] == "Asia/Tokyo"
+    assert facts_fields(facts_make("x", timezone="Mars/Olympus_Mons"))["time_zone"] == ""  # unknown zone: UTC
+    with pytest.raises(InvalidInventory):
+        facts_fields(facts_make("x", timezone=42))
+    Machine.objects.filter(pk=fleet["t1"].pk).update(time_zone="Asia/Tokyo")  # UTC+9
+    Machine.objects.filter(pk=fleet["t2"].pk).update(time_zone="")  # unknown: UTC
+    window = services.window_create(
+        name="local-night", weekdays=[2], start=time(22, 0), duration_minutes=60, tz="machine"
+    )
+    with pytest.raises(WindowInvalid, match="nor 'machine'"):
+        services.window_create(name="bad", weekdays=[2], start=time(22, 0), duration_minutes=60, tz="Local")
+    tokyo_night = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)  # Wednesday 22:30 in Tokyo, 13:30 UTC
+    d = services.deployment_create(
+        target="ring:test", window=window, at=tokyo_night.isoformat(), deadline="2026-11-26T06:00:00+00:00"
+    )
+    services.deployment_advance(d, now=tokyo_night)
+    d.refresh_from_db()
+    states = dict(d.jobs.values_list("machine__hostname", "state"))
+    assert d.state == "running" and states == {"t1": "queued", "t2": "waiting"}
+    services.deployment_advance(d, now=datetime(2026, 11, 25, 20, 0, tzinfo=UTC))  # no one's window
+    assert dict(d.jobs.values_list("machine__hostname", "state"))["t2"] == "waiting"
+    services.deployment_advance(d, now=datetime(2026, 11, 25, 22, 10, tzinfo=UTC))  # 22:10 UTC
+    assert dict(d.jobs.values_list("machine__hostname", "state"))["t2"] == "queued"
+
+    late = services.deployment_create(
+        target="ring:test", window=window, at=tokyo_night.isoformat(), deadline=tokyo_night.isoformat()
+    )
+    services.deployment_advance(late, now=datetime(2026, 11, 25, 20, 0, tzinfo=UTC))  # past the deadline
+    assert set(late.jobs.values_list("state", flat=True)) == {"queued"}

@@ -81,6 +81,7 @@ class MachineDetailSerializer(MachineSerializer):
         fields = [
             *MachineSerializer.Meta.fields,
             "machine_id",
+            "time_zone",
             "reboot_required_packages",
             "apt_sources",
             "clone_suspected_at",
