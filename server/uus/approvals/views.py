@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from uus.core.exceptions import UusError
 from uus.web.decorators import role_required
+from uus.web.forms import form_submit
 
 from . import selectors, services
 from .choices import ApprovalState
@@ -130,15 +131,11 @@ def rule_list(request):
 @require_POST
 def rule_create(request):
     form = ApprovalRuleForm(request.POST)
-    if form.is_valid():
-        try:
-            rule = services.approval_rule_create(**form.service_kwargs(), user=request.user)
-        except UusError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"rule {rule.pk} created: {rule}")
-            return redirect("approvals:rule_list")
-    return _rule_page(request, form, status=400)
+    rule = form_submit(form, lambda: services.approval_rule_create(**form.service_kwargs(), user=request.user))
+    if rule is None:
+        return _rule_page(request, form, status=400)
+    messages.success(request, f"rule {rule.pk} created: {rule}")
+    return redirect("approvals:rule_list")
 
 
 @role_required("operator")
@@ -172,15 +169,11 @@ def group_list(request):
 @require_POST
 def group_create(request):
     form = MachineGroupForm(request.POST)
-    if form.is_valid():
-        try:
-            group = services.group_create(**form.service_kwargs(), user=request.user)
-        except UusError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"group {group.name} created")
-            return redirect("approvals:group_list")
-    return _group_page(request, form, status=400)
+    group = form_submit(form, lambda: services.group_create(**form.service_kwargs(), user=request.user))
+    if group is None:
+        return _group_page(request, form, status=400)
+    messages.success(request, f"group {group.name} created")
+    return redirect("approvals:group_list")
 
 
 @role_required("operator")

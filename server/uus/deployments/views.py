@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from uus.core.exceptions import UusError
 from uus.inventory.models import Machine
 from uus.web.decorators import role_required
+from uus.web.forms import form_submit
 
 from . import selectors, services
 from .choices import ACTIVE_DEPLOYMENT_STATES
@@ -31,16 +32,12 @@ def deployment_list(request):
 @require_POST
 def deployment_create(request):
     form = DeploymentForm(request.POST)
-    if form.is_valid():
-        try:
-            deployment = services.deployment_create(**form.service_kwargs(), user=request.user)
-        except UusError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"deployment {deployment.pk} created for {deployment.target}")
-            return redirect("deployments:deployment_detail", deployment.pk)
-    page = Paginator(selectors.deployment_list(), 50).get_page(1)
-    return render(request, "deployments/deployment_list.html", {"page": page, "form": form}, status=400)
+    deployment = form_submit(form, lambda: services.deployment_create(**form.service_kwargs(), user=request.user))
+    if deployment is None:
+        page = Paginator(selectors.deployment_list(), 50).get_page(1)
+        return render(request, "deployments/deployment_list.html", {"page": page, "form": form}, status=400)
+    messages.success(request, f"deployment {deployment.pk} created for {deployment.target}")
+    return redirect("deployments:deployment_detail", deployment.pk)
 
 
 def _progress_context(deployment) -> dict:

@@ -1,4 +1,21 @@
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
+
+from uus.core.exceptions import UusError
+
+
+def form_submit(form: forms.Form, action: Callable[[], Any]) -> Any:
+    """Run `action` (a service call reading form.cleaned_data) when the bound form is valid. A service
+    error lands on the form, above its fields, and None comes back; so does an invalid form."""
+    if not form.is_valid():
+        return None
+    try:
+        return action()
+    except UusError as exc:
+        form.add_error(None, exc.message)
+        return None
 
 
 class LoginForm(forms.Form):
