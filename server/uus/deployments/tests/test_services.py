@@ -19,6 +19,15 @@ from uus.inventory.tests.factories import entries, entry, machine_make
 
 pytestmark = pytest.mark.django_db
 
+
+def at_wednesday(hour: int, minute: int, *, days: int = 0) -> datetime:
+    """A time on a Wednesday at least two weeks ahead (plus `days`): deployment_create advances with the
+    real clock, so the times these tests step through must all lie in its future."""
+    day = timezone.now().date() + timedelta(days=14)
+    day += timedelta(days=(2 - day.weekday()) % 7)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) + timedelta(days=days)
+
+
 JQ_MACHINE = entries(entry("jq", JQ_OLD, source="jq"), entry("libjq1", JQ_OLD, source="jq"), entry("libc6", "2.36"))
 
 
@@ -128,23 +137,23 @@ def test_canary_threshold_halts(fleet):
 
 
 def test_maintenance_window_wait_and_deadline(fleet):
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
+    now = at_wednesday(12, 0)  # a Wednesday
     window = services.window_create(name="nightly", weekdays=[2], start=time(22, 0), duration_minutes=180, tz="UTC")
     assert not window.is_open(now)
-    assert window.is_open(datetime(2026, 11, 25, 23, 30, tzinfo=UTC))
-    assert window.is_open(datetime(2026, 11, 26, 0, 29, tzinfo=UTC))  # past midnight, still Wednesday's window
-    assert not window.is_open(datetime(2026, 11, 26, 1, 30, tzinfo=UTC))
-    assert not window.is_open(datetime(2026, 11, 26, 22, 30, tzinfo=UTC))  # Thursday: no window
+    assert window.is_open(at_wednesday(23, 30))
+    assert window.is_open(at_wednesday(0, 29, days=1))  # past midnight, still Wednesday's window
+    assert not window.is_open(at_wednesday(1, 30, days=1))
+    assert not window.is_open(at_wednesday(22, 30, days=1))  # Thursday: no window
     berlin = services.window_create(
         name="berlin", weekdays=[2], start=time(22, 0), duration_minutes=60, tz="Europe/Berlin"
     )
-    assert berlin.is_open(datetime(2026, 11, 25, 21, 30, tzinfo=UTC)) and not berlin.is_open(now)
+    assert berlin.is_open(at_wednesday(21, 30)) and not berlin.is_open(now)
     d = services.deployment_create(target="ring:test", window=window, at=now.isoformat())
     services.deployment_advance(d, now=now)
     d.refresh_from_db()
     assert d.state == "scheduled" and selectors.deployment_counts(d)["waiting"] == 2
     assert services.jobs_for_machine(fleet["t1"]) == []
-    services.deployment_advance(d, now=datetime(2026, 11, 25, 22, 5, tzinfo=UTC))
+    services.deployment_advance(d, now=at_wednesday(22, 5))
     d.refresh_from_db()
     assert d.state == "running" and selectors.deployment_counts(d)["queued"] == 2
 
@@ -279,21 +288,21 @@ def test_per_machine_window_starts_each_machine_in_its_own_time_zone(fleet):
     )
     with pytest.raises(WindowInvalid, match="nor 'machine'"):
         services.window_create(name="bad", weekdays=[2], start=time(22, 0), duration_minutes=60, tz="Local")
-    tokyo_night = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)  # Wednesday 22:30 in Tokyo, 13:30 UTC
+    tokyo_night = at_wednesday(13, 30)  # Wednesday 22:30 in Tokyo, 13:30 UTC
     d = services.deployment_create(
-        target="ring:test", window=window, at=tokyo_night.isoformat(), deadline="2026-11-26T06:00:00+00:00"
+        target="ring:test", window=window, at=tokyo_night.isoformat(), deadline=at_wednesday(6, 0, days=1).isoformat()
     )
     services.deployment_advance(d, now=tokyo_night)
     d.refresh_from_db()
     states = dict(d.jobs.values_list("machine__hostname", "state"))
     assert d.state == "running" and states == {"t1": "queued", "t2": "waiting"}
-    services.deployment_advance(d, now=datetime(2026, 11, 25, 20, 0, tzinfo=UTC))  # no one's window
+    services.deployment_advance(d, now=at_wednesday(20, 0))  # no one's window
     assert dict(d.jobs.values_list("machine__hostname", "state"))["t2"] == "waiting"
-    services.deployment_advance(d, now=datetime(2026, 11, 25, 22, 10, tzinfo=UTC))  # 22:10 UTC
+    services.deployment_advance(d, now=at_wednesday(22, 10))  # 22:10 UTC
     assert dict(d.jobs.values_list("machine__hostname", "state"))["t2"] == "queued"
 
     late = services.deployment_create(
         target="ring:test", window=window, at=tokyo_night.isoformat(), deadline=tokyo_night.isoformat()
     )
-    services.deployment_advance(late, now=datetime(2026, 11, 25, 20, 0, tzinfo=UTC))  # past the deadline
+    services.deployment_advance(late, now=at_wednesday(20, 0))  # past the deadline
     assert set(late.jobs.values_list("state", flat=True)) == {"queued"}
