@@ -22,9 +22,8 @@ run: install  ## install if needed, migrate, create the first admin, serve on 12
 test:  ## the whole suite: system packages, SQLite run, PostgreSQL run, browser tests
 	scripts/test
 
-lint:  ## ruff lint + format check
-	$(BIN)/ruff check server agent bench
-	$(BIN)/ruff format --check server agent bench
+lint: install  ## ruff lint + format check, mypy --strict and vermin (Python 3.8) on the agent
+	scripts/lint
 
 format:
 	$(BIN)/ruff format server agent bench

@@ -99,7 +99,13 @@ class Agent:
         try:
             self.jobs.recover()
             self.state.prune_job_records()
-            summary = {"rounds": 0, "jobs_run": 0, "acked": 0, "inventory": [], "errors": []}
+            summary: Dict[str, Any] = {
+                "rounds": 0,
+                "jobs_run": 0,
+                "acked": 0,
+                "inventory": [],
+                "errors": [],
+            }
             for _ in range(MAX_ROUNDS):
                 ran = self._one_round(summary)
                 summary["rounds"] += 1

@@ -69,16 +69,20 @@ def atomic_write_json(path: str, obj: Any, mode: int = 0o600) -> None:
     atomic_write_bytes(path, data, mode)
 
 
-def read_json(path: str, default: Any = None) -> Any:
+def read_json(path: str, default: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The JSON object stored at `path`, or `default` when there is no such file."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            value = json.load(f)
     except FileNotFoundError:
         return default
     except ValueError as e:
         raise StateError(
             "%s is not valid JSON (%s); move it away to start afresh" % (path, e)
         ) from e
+    if not isinstance(value, dict):
+        raise StateError("%s does not hold a JSON object; move it away to start afresh" % path)
+    return value
 
 
 class State:
