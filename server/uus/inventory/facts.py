@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zoneinfo
 from typing import Any
 
@@ -69,6 +71,13 @@ def facts_fields(facts: Any) -> dict[str, Any]:
         "apt_sources": _string_list(facts, "apt_sources", _MAX_SOURCES),
         "time_zone": _time_zone(facts),
     }
+
+
+def facts_digest(facts: dict) -> str:
+    """A short digest of a facts object as sent (keys sorted), stored beside the machine's fields: a
+    check-in whose facts hash to the stored digest has nothing to write but its token."""
+    canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
 
 def _time_zone(facts: dict) -> str:

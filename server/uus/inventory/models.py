@@ -155,6 +155,9 @@ class Machine(TimeStampedModel):
     reboot_required_packages = models.JSONField(default=list, blank=True)
     apt_sources = models.JSONField(default=list, blank=True)
     agent_version = models.CharField(max_length=64, blank=True, default="")
+    facts_hash = models.CharField(
+        max_length=32, blank=True, default="", help_text="digest of the facts last stored (facts_digest)"
+    )
 
     registered = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -16,6 +16,7 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,7 @@ from .exceptions import (
     MachineRevoked,
     MachineUnauthorized,
 )
-from .facts import facts_fields
+from .facts import facts_digest, facts_fields
 from .models import (
     EnrollmentToken,
     Machine,
@@ -163,6 +164,7 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
         )
     values = {
         **fields,
+        "facts_hash": facts_digest(facts),
         "agent_version": agent_version[:64],
         "secret_hash": key_hash(secret),
         "exchange_token_hash": key_hash(exchange),
@@ -193,9 +195,7 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
 
 def machine_authenticate(*, client_id: str, secret: str) -> Machine:
     """The machine with these credentials, or MachineUnauthorized / MachineRevoked."""
-    machine = next(
-        iter(Machine.objects.filter(client_id=client_id).only("id", "secret_hash", "is_revoked").order_by()[:1]), None
-    )
+    machine = _machine_fetch(f"{connection.ops.quote_name('client_id')} = %s", client_id)
     if machine is None or not _same(machine.secret_hash, secret):
         raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
@@ -203,9 +203,70 @@ def machine_authenticate(*, client_id: str, secret: str) -> Machine:
     return machine
 
 
+# The columns agent requests read. Agent requests come by the thousand per second, and building ORM
+# queries was most of a check-in's cost (docs/performance.md, "Fleet"), so the agent path reads these
+# with one plain SELECT into a Machine whose other fields are deferred (loaded on first use), and
+# writes with one plain UPDATE (_machine_update).
+AGENT_PATH_FIELDS = frozenset(
+    {
+        "id",
+        "uuid",
+        "hostname",
+        "release",
+        "kernel",
+        "is_revoked",
+        "agent_version",
+        "facts_hash",
+        "exchange_token_hash",
+        "previous_exchange_token_hash",
+        "package_set_id",
+        "inventory_hash",
+        "secret_hash",
+    }
+)
+
+
+def _machine_row_sql(where: str, *, for_update: bool) -> tuple[str, list]:
+    fields = [f for f in Machine._meta.concrete_fields if f.attname in AGENT_PATH_FIELDS]
+    q = connection.ops.quote_name
+    lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
+    sql = f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(Machine._meta.db_table)} WHERE {where}{lock}"
+    return sql, fields
+
+
+def _machine_fetch(where: str, param, *, for_update: bool = False) -> Machine | None:
+    sql, fields = _machine_row_sql(where, for_update=for_update)
+    with connection.cursor() as cur:
+        cur.execute(sql, [param])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    # Machine.from_db takes values in field order for the attnames given; the rest stay deferred.
+    return Machine.from_db(
+        connection.alias, [f.attname for f in fields], [f.to_python(v) for f, v in zip(fields, row, strict=True)]
+    )
+
+
+def _machine_update(machine: Machine, fields: Iterable[str]) -> None:
+    """Write `fields` of `machine` with one UPDATE (values prepared by their model fields, as save() does)."""
+    opts = Machine._meta
+    q = connection.ops.quote_name
+    assignments, params = [], []
+    for name in dict.fromkeys(fields):
+        f = opts.get_field(name)
+        assignments.append(f"{q(f.column)} = %s")
+        params.append(f.get_db_prep_save(getattr(machine, f.attname), connection))
+    params.append(machine.pk)
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {q(opts.db_table)} SET {', '.join(assignments)} WHERE {q(opts.pk.column)} = %s", params)
+
+
 def machine_lock(machine_pk: int) -> Machine:
-    """Fetch a machine inside the current transaction, locked against concurrent requests."""
-    machine = Machine.objects.select_for_update().get(pk=machine_pk)
+    """Fetch a machine inside the current transaction, locked against concurrent requests (the columns
+    of AGENT_PATH_FIELDS loaded, the rest on first use)."""
+    machine = _machine_fetch(f"{connection.ops.quote_name('id')} = %s", machine_pk, for_update=True)
+    if machine is None:
+        raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
         raise MachineRevoked("this machine was revoked by an administrator: register it again with a new token")
     return machine
@@ -234,7 +295,6 @@ def machine_check_in(
     accepted once more; anything else means two agents use these credentials and raises
     CloneSuspected (the caller flags the machine with machine_flag_clone after rolling back).
     """
-    fields = facts_fields(facts)
     if _same(machine.exchange_token_hash, exchange_token):
         previous = machine.exchange_token_hash
     elif _same(machine.previous_exchange_token_hash, exchange_token):
@@ -250,11 +310,14 @@ def machine_check_in(
     changed = ["exchange_token_hash", "previous_exchange_token_hash", "last_seen", "updated"]
     machine.exchange_token_hash = key_hash(token)
     machine.previous_exchange_token_hash = previous
-    machine.last_seen = now
-    for name, value in fields.items():
-        if getattr(machine, name) != value:
+    machine.last_seen = machine.updated = now
+    digest = facts_digest(facts)
+    if digest != machine.facts_hash:  # facts rarely change: most check-ins skip their fields entirely
+        for name, value in facts_fields(facts).items():
             setattr(machine, name, value)
             changed.append(name)
+        machine.facts_hash = digest
+        changed.append("facts_hash")
     if agent_version and agent_version[:64] != machine.agent_version:
         machine.agent_version = agent_version[:64]
         changed.append("agent_version")
@@ -447,6 +510,30 @@ def _chunk_ids(package_set_id: int | None) -> set[int]:
     return set(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
 
 
+class LazyPackageIds(AbstractSet):
+    """The Package ids of some chunks, read from the database on first use (inside the transaction)."""
+
+    def __init__(self, chunk_ids: set[int]):
+        self._chunk_ids = chunk_ids
+        self._ids: frozenset[int] | None = None
+
+    def _load(self) -> frozenset[int]:
+        if self._ids is None:
+            self._ids = frozenset(
+                PackageChunkMember.objects.filter(chunk_id__in=self._chunk_ids).values_list("package_id", flat=True)
+            )
+        return self._ids
+
+    def __contains__(self, x) -> bool:
+        return x in self._load()
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
 def _diff(old: dict, new: dict, machine: Machine, now) -> tuple[list[PackageChange], set[int]]:
     """History rows and changed package ids between two {(name, arch): (version, status, id, key)}."""
     changes: list[PackageChange] = []
@@ -512,12 +599,13 @@ def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | Non
     The first inventory of a machine is its baseline and records no history.
     """
     old_set_id = machine.package_set_id
+    machine.updated = now
     if new_set is None or new_set.pk == old_set_id:
-        machine.save(update_fields=fields)
+        _machine_update(machine, fields)
         return []
     changes: list[PackageChange] = []
     new_chunks = _chunk_ids(new_set.pk)
-    changed_ids: set[int] = set()
+    changed_ids: AbstractSet[int] = frozenset()
     if old_set_id:
         old_chunks = _chunk_ids(old_set_id)
         gone, came = old_chunks - new_chunks, new_chunks - old_chunks
@@ -538,14 +626,14 @@ def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | Non
         if changes:
             _changes_insert(changes)
     elif has_receivers():
-        changed_ids = set(
-            PackageChunkMember.objects.filter(chunk_id__in=new_chunks).values_list("package_id", flat=True)
-        )
+        # A first inventory changes all of its packages; read them only if a receiver asks (the
+        # exposure receiver does not: it evaluates the whole set, once per set).
+        changed_ids = LazyPackageIds(new_chunks)
     machine.package_set = new_set
     machine.inventory_hash = new_set.hash
     machine.inventory_updated = now
-    machine.save(update_fields=[*fields, "package_set", "inventory_hash", "inventory_updated"])
-    inventory_changed_send(machine, frozenset(changed_ids))
+    _machine_update(machine, [*fields, "package_set", "inventory_hash", "inventory_updated"])
+    inventory_changed_send(machine, changed_ids)
     return changes
 
 

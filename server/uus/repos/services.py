@@ -606,12 +606,18 @@ def ring_get(name: str) -> Ring:
 def apt_sources_for_ring(ring: Ring, base_url: str) -> dict | None:
     """The apt configuration of a machine in this ring: one line per published suite."""
     repo = RingRepository.objects.filter(ring=ring).first()
-    if repo is None or not repo.suites:
+    return apt_config(ring.name, repo.suites if repo else [], base_url)
+
+
+def apt_config(ring_name: str, suites: list[dict], base_url: str) -> dict | None:
+    """{"sources", "key_url"} for a ring whose repository publishes `suites` (RingRepository.suites);
+    None while it publishes nothing."""
+    if not suites:
         return None
     base = base_url.rstrip("/")
     lines = [
-        f"deb [signed-by={KEYRING_PATH}] {base}/repo/{ring.name} {s['suite']} {' '.join(s['components'])}"
-        for s in repo.suites
+        f"deb [signed-by={KEYRING_PATH}] {base}/repo/{ring_name} {s['suite']} {' '.join(s['components'])}"
+        for s in suites
     ]
     return {"sources": "\n".join(lines) + "\n", "key_url": f"{base}/repo/key.asc"}
 
