@@ -6,11 +6,25 @@ from django.conf import settings
 from django.db import models
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk changes are refused here with a clear message; the database refuses them too (guard.py)."""
+
+    def update(self, **kwargs):
+        raise ValueError("audit events are append-only")
+
+    def delete(self):
+        raise ValueError("audit events are append-only")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise ValueError("audit events are append-only")
+
+
 class AuditEvent(models.Model):
-    """One event. Rows are only ever added: `save()` refuses to update and `delete()` refuses outright
-    (retention, once it exists, deletes in bulk by age). `actor_name` copies the name so the row still
-    reads correctly after the user is gone; machine-made events have no user (`actor_name` "system" or
-    the machine's hostname)."""
+    """One event. Rows are only ever added: `save()` refuses to update, `delete()` and the queryset's
+    `update()`/`delete()` refuse outright, and triggers in the database refuse any UPDATE or DELETE
+    that gets past them (uus.audit.guard; retention, once it exists, must lift that guard on purpose).
+    `actor_name` copies the name so the row still reads correctly after the user is gone; machine-made
+    events have no user (`actor_name` "system" or the machine's hostname)."""
 
     id = models.BigAutoField(primary_key=True)
     time = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -20,6 +34,8 @@ class AuditEvent(models.Model):
     target = models.CharField(max_length=300, db_index=True, help_text='e.g. "ring:test", "machine:web-01"')
     reason = models.TextField(blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-time", "-id"]
