@@ -11,10 +11,17 @@ class BulkDecisionForm(forms.Form):
     state = forms.ChoiceField(choices=ApprovalState.choices)
     items = forms.MultipleChoiceField(choices=(), required=True)
     comment = forms.CharField(required=False)
+    pin = forms.BooleanField(required=False)  # "Hold and pin": keep the ring at these versions
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["items"].choices = [(v, v) for v in self.data.getlist("items")] if self.data else []
+
+    def clean(self):
+        data = super().clean()
+        if data.get("pin") and data.get("state") != ApprovalState.HELD:
+            raise forms.ValidationError("only a held version can be pinned")
+        return data
 
     def pairs(self) -> list[tuple[str, str]]:
         out = []
@@ -85,3 +92,11 @@ class MachineGroupForm(forms.Form):
             "ou_dn": d["ou"].removeprefix("ou:"),
             "machines": [machine_get(ident=h) for h in d["machines"].split()],
         }
+
+
+class RingForm(forms.Form):
+    """A new ring (admins): its place in promotion order decides what it is promoted from and to."""
+
+    name = forms.SlugField(max_length=64)
+    position = forms.IntegerField(min_value=0, help_text="promotion order: test is 10, production 100")
+    description = forms.CharField(required=False, max_length=200)

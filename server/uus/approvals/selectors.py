@@ -260,6 +260,27 @@ def updates_pending(
     return out
 
 
+UPDATE_KINDS = ("security", "regular")
+
+
+def updates_filter(rows: list[Update], *, kind: str = "", min_priority: str = "") -> list[Update]:
+    """Narrow an updates list: `kind` security or regular, `min_priority` (security at or above it)."""
+    from uus.catalog.choices import PRIORITIES, priority_rank
+
+    from .exceptions import ApprovalInvalid
+
+    if kind and kind not in UPDATE_KINDS:
+        raise ApprovalInvalid(f"'{kind}' is not a kind of update: use security or regular")
+    if min_priority and min_priority not in PRIORITIES:
+        raise ApprovalInvalid(f"priority '{min_priority}' is not one of {', '.join(PRIORITIES)}")
+    if kind:
+        rows = [u for u in rows if u.is_security == (kind == "security")]
+    if min_priority:
+        least = priority_rank(min_priority)
+        rows = [u for u in rows if u.is_security and u.priority_rank >= least]
+    return rows
+
+
 def _all_packages():
     from uus.inventory.models import Package
 

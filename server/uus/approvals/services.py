@@ -105,15 +105,16 @@ def approval_set(
 
 @transaction.atomic
 def approvals_set_bulk(
-    *, ring: Ring, items: Iterable[tuple[str, str]], state: str, comment: str = "", user=None
+    *, ring: Ring, items: Iterable[tuple[str, str]], state: str, comment: str = "", user=None, is_pinned: bool = False
 ) -> list[Approval]:
-    """The same decision for many (name, version) pairs: all or nothing, one republish."""
+    """The same decision for many (name, version) pairs: all or nothing, one republish. `is_pinned`
+    with held keeps the ring at those versions."""
     items = list(items)
     if not items:
         raise ApprovalInvalid("no package versions given")
     for name, version in items:
         _check(name, version, state)
-    out = [_set_one(ring, n, v, state, comment, user, False) for n, v in items]
+    out = [_set_one(ring, n, v, state, comment, user, is_pinned) for n, v in items]
     repos_publish_soon(ring)
     return out
 

@@ -15,7 +15,7 @@ from uus.web.forms import form_submit
 
 from . import selectors, services
 from .choices import ApprovalState
-from .forms import ApprovalRuleForm, BulkDecisionForm, MachineGroupForm
+from .forms import ApprovalRuleForm, BulkDecisionForm, MachineGroupForm, RingForm
 
 
 @login_required
@@ -28,7 +28,15 @@ def update_list(request):
         messages.error(request, exc.message)
         return redirect("approvals:update_list")
     state = request.GET.get("state", "pending")
+    kind, min_priority = request.GET.get("kind", ""), request.GET.get("min_priority", "")
     rows = selectors.updates_pending(ring=ring, state="" if state == "all" else state, name=request.GET.get("q", ""))
+    try:
+        rows = selectors.updates_filter(rows, kind=kind, min_priority=min_priority)
+    except UusError as exc:
+        messages.error(request, exc.message)
+        kind = min_priority = ""
+    from uus.catalog.choices import PRIORITIES
+
     return render(
         request,
         "approvals/update_list.html",
@@ -39,6 +47,10 @@ def update_list(request):
             "q": request.GET.get("q", ""),
             "rows": rows,
             "states": ["pending", *ApprovalState.values, "all"],
+            "kind": kind,
+            "kinds": selectors.UPDATE_KINDS,
+            "min_priority": min_priority,
+            "priorities": PRIORITIES,
             "can_decide": request.user.has_role("operator"),
         },
     )
@@ -50,7 +62,7 @@ def update_decide(request):
     form = BulkDecisionForm(request.POST)
     back = reverse("approvals:update_list") + f"?ring={request.POST.get('ring', '')}"
     if not form.is_valid():
-        messages.error(request, "Choose at least one update and a decision.")
+        messages.error(request, " ".join(form.non_field_errors()) or "Choose at least one update and a decision.")
         return redirect(back)
     try:
         ring = selectors.ring_get(form.cleaned_data["ring"])
@@ -59,17 +71,19 @@ def update_decide(request):
             items=form.pairs(),
             state=form.cleaned_data["state"],
             comment=form.cleaned_data["comment"],
+            is_pinned=form.cleaned_data["pin"],
             user=request.user,
         )
     except UusError as exc:
         messages.error(request, exc.message)
         return redirect(back)
-    messages.success(request, f"{len(done)} updates {form.cleaned_data['state']} for ring {ring.name}.")
+    pinned = " and pinned" if form.cleaned_data["pin"] else ""
+    messages.success(request, f"{len(done)} updates {form.cleaned_data['state']}{pinned} for ring {ring.name}.")
     return redirect(back)
 
 
 @login_required
-def ring_board(request):
+def ring_board(request, form=None, status=200):
     """Each ring with what it has approved and what the ring before it approved that it has not decided."""
     rings = list(selectors.ring_list())
     board = []
@@ -95,9 +109,21 @@ def ring_board(request):
             }
         )
         previous = ring
-    return render(
-        request, "approvals/ring_board.html", {"board": board, "can_decide": request.user.has_role("operator")}
-    )
+    if form is None and request.user.has_role("admin"):
+        form = RingForm()
+    ctx = {"board": board, "can_decide": request.user.has_role("operator"), "form": form}
+    return render(request, "approvals/ring_board.html", ctx, status=status)
+
+
+@role_required("admin")
+@require_POST
+def ring_create(request):
+    form = RingForm(request.POST)
+    ring = form_submit(form, lambda: services.ring_create(**form.cleaned_data, user=request.user))
+    if ring is None:
+        return ring_board(request, form=form, status=400)
+    messages.success(request, f"ring {ring.name} created at position {ring.position}")
+    return redirect("approvals:ring_board")
 
 
 @role_required("operator")

@@ -141,6 +141,39 @@ def approvals_set(args) -> int:
     return 0
 
 
+def approvals_bulk(args) -> int:
+    """The updates page's bulk decision: PACKAGE=VERSION items, or every update matching the filters."""
+    from uus.approvals import selectors
+    from uus.approvals.api.serializers import ApprovalSerializer
+    from uus.approvals.services import approvals_set_bulk
+    from uus.cli.main import CliError
+    from uus.cli.output import print_json
+
+    ring = selectors.ring_get(args.ring)
+    items = []
+    for item in args.items:
+        name, sep, version = item.partition("=")
+        if not sep or not name or not version:
+            raise CliError(f"'{item}' is not PACKAGE=VERSION")
+        items.append((name, version))
+    if args.pending:
+        rows = selectors.updates_pending(ring=ring, state="pending", name=args.package)
+        rows = selectors.updates_filter(rows, kind=args.kind, min_priority=args.min_priority)
+        items += [(u.name, u.version) for u in rows]
+    elif args.kind or args.min_priority or args.package:
+        raise CliError("--kind, --min-priority and --package choose among pending updates: add --pending")
+    if not items:
+        raise CliError("nothing to decide: name PACKAGE=VERSION items, or --pending with filters that match")
+    out = approvals_set_bulk(
+        ring=ring, items=items, state=args.state, comment=args.comment, is_pinned=args.pin, user=_user(args)
+    )
+    if args.json:
+        print_json(ApprovalSerializer(out, many=True).data)
+    else:
+        print(f"{len(out)} versions {args.state} for ring {ring.name}")
+    return 0
+
+
 def approvals_list(args) -> int:
     from uus.approvals import selectors
     from uus.approvals.api.serializers import ApprovalSerializer
@@ -162,6 +195,7 @@ def updates_list(args) -> int:
     from uus.cli.output import print_json
 
     rows = selectors.updates_pending(ring=selectors.ring_get(args.ring), state=args.state, name=args.package)
+    rows = selectors.updates_filter(rows, kind=args.kind, min_priority=args.min_priority)
     data = UpdateSerializer(rows, many=True).data
     if args.json:
         print_json(data)
@@ -204,6 +238,33 @@ def groups_create(args) -> int:
         user=_user(args),
     )
     print_json(MachineGroupSerializer(group).data) if args.json else print(f"group {group.name} created ({kind})")
+    return 0
+
+
+def groups_delete(args) -> int:
+    from uus.approvals.selectors import group_get
+    from uus.approvals.services import group_delete
+
+    group_delete(group=group_get(args.name), user=_user(args))
+    print(f"group {args.name} deleted")
+    return 0
+
+
+def groups_members(args) -> int:
+    from uus.approvals.api.serializers import MachineGroupSerializer
+    from uus.approvals.selectors import group_get
+    from uus.approvals.services import group_members_set
+    from uus.cli.output import print_json
+    from uus.inventory.selectors import machine_get
+
+    group = group_members_set(
+        group=group_get(args.name),
+        add=[machine_get(ident=m) for m in args.add or []],
+        remove=[machine_get(ident=m) for m in args.remove or []],
+        user=_user(args),
+    )
+    data = MachineGroupSerializer(group).data
+    print_json(data) if args.json else print(f"group {group.name}: {', '.join(data['machines']) or 'no machines'}")
     return 0
 
 
@@ -268,6 +329,19 @@ def register(sub) -> None:
     p.add_argument("--pin", action="store_true", help="with held: keep machines at this version on purpose")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=approvals_set)
+    p = approvals.add_parser("bulk", help="one decision for many versions (the updates page's bulk action)")
+    p.add_argument("ring", metavar="RING")
+    p.add_argument("state", metavar="approved|declined|held", choices=["approved", "declined", "held"])
+    p.add_argument("items", nargs="*", metavar="PACKAGE=VERSION")
+    p.add_argument("--pending", action="store_true", help="also every pending update matching the filters")
+    p.add_argument("--kind", default="", choices=["", "security", "regular"])
+    p.add_argument("--min-priority", default="", help="with --pending: security updates of this priority or above")
+    p.add_argument("--package", default="", help="with --pending: only this package")
+    p.add_argument("--comment", default="")
+    p.add_argument("--pin", action="store_true", help="with held: keep machines at these versions")
+    p.add_argument("--as", dest="actor", default=None, help="name recorded in the audit log")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=approvals_bulk)
     p = approvals.add_parser("list", help="decisions recorded")
     p.add_argument("--ring", default="")
     p.add_argument("--state", default="")
@@ -283,6 +357,8 @@ def register(sub) -> None:
     p.add_argument("--ring", default="production")
     p.add_argument("--state", default="", help="pending, approved, declined or held")
     p.add_argument("--package", default="")
+    p.add_argument("--kind", default="", choices=["", "security", "regular"])
+    p.add_argument("--min-priority", default="", help="security updates of this priority or above")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=updates_list)
 
@@ -302,3 +378,13 @@ def register(sub) -> None:
     p.add_argument("--ou", default=None, help="directory OU DN (includes the OUs below it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=groups_create)
+    p = groups.add_parser("members", help="add or remove machines of a manual group")
+    p.add_argument("name")
+    p.add_argument("--add", action="append", metavar="HOSTNAME")
+    p.add_argument("--remove", action="append", metavar="HOSTNAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=groups_members)
+    p = groups.add_parser("delete", help="remove a group (its machines stay)")
+    p.add_argument("name")
+    p.add_argument("--as", dest="actor", default=None, help="name recorded in the audit log")
+    p.set_defaults(func=groups_delete)

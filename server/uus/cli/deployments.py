@@ -68,6 +68,35 @@ def deployments_list(args) -> int:
     return 0
 
 
+def deployments_jobs(args) -> int:
+    """A machine's jobs (the machine page's table), or a deployment's, newest first."""
+    from uus.cli.main import CliError
+    from uus.cli.output import print_json
+    from uus.deployments.api.serializers import MachineJobDetailSerializer, MachineJobSerializer
+    from uus.deployments.models import MachineJob
+
+    if not (args.machine or args.deployment):
+        raise CliError("give --machine HOSTNAME or --deployment ID")
+    qs = MachineJob.objects.select_related("machine").order_by("-created")
+    if args.machine:
+        from uus.inventory.selectors import machine_get
+
+        qs = qs.filter(machine=machine_get(ident=args.machine))
+    if args.deployment:
+        qs = qs.filter(deployment_id=int(args.deployment))
+    serializer = MachineJobDetailSerializer if args.output else MachineJobSerializer
+    data = serializer(qs[: args.limit], many=True).data
+    if args.json:
+        print_json(data)
+        return 0
+    for j in data:
+        changes = ", ".join(f"{c['name']} {c['before'] or '-'} -> {c['after'] or '-'}" for c in j["package_changes"])
+        print(f"{j['deployment']:6} {j['machine']:24} {j['type'] or '-':12} {j['state']:10} {j['error']:14} {changes}")
+        if args.output and j.get("output"):
+            print("    " + j["output"].rstrip().replace("\n", "\n    "))
+    return 0
+
+
 def _act(fn_name):
     def run(args) -> int:
         from uus.deployments import services
@@ -134,7 +163,7 @@ def register(sub) -> None:
     dep = sub.add_parser("deployments", help="deployments and their jobs").add_subparsers(dest="verb", metavar="VERB")
     dep.required = True
     p = dep.add_parser("create", help="deploy to a target (default: the approved updates its machines need)")
-    p.add_argument("--target", required=True, help="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME")
+    p.add_argument("--target", required=True, help="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME[,HOSTNAME...]")
     p.add_argument(
         "--action",
         default=DeploymentAction.INSTALL_APPROVED,
@@ -160,6 +189,13 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=deployments_list)
+    p = dep.add_parser("jobs", help="jobs of a machine or of a deployment, with results")
+    p.add_argument("--machine", default="", metavar="HOSTNAME")
+    p.add_argument("--deployment", default="", metavar="ID")
+    p.add_argument("--output", action="store_true", help="with the apt output")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=deployments_jobs)
     for verb, text in (
         ("cancel", "stop: jobs not delivered yet are canceled"),
         ("retry", "run failed and canceled machines again"),

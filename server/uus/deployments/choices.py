@@ -6,6 +6,7 @@ class DeploymentAction(models.TextChoices):
     UPGRADE = "upgrade", "upgrade everything its ring's repository offers (apt upgrade)"
     INSTALL = "install", "install named packages"
     REMOVE = "remove", "remove named packages"
+    REBOOT = "reboot", "reboot the machines that report a reboot is required"
     ROLLBACK = "rollback", "return machines to the versions they had before a deployment"
 
 
@@ -46,3 +47,4 @@ FINISHED_JOB_STATES = (
     MachineJobState.TIMED_OUT,
 )
 FAILED_JOB_STATES = (MachineJobState.FAILED, MachineJobState.EXPIRED, MachineJobState.TIMED_OUT)
+OPEN_JOB_STATES = (MachineJobState.WAITING, MachineJobState.QUEUED, MachineJobState.DELIVERED)

@@ -19,12 +19,14 @@ def target_choices() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Groups", [(f"group:{g.name}", g.name) for g in approvals.group_list()]),
         ("Organizational units", ou_target_choices()),
     ]
-    return [("", "a machine, below")] + [g for g in groups if g[1]]
+    return [("", "machines, below")] + [g for g in groups if g[1]]
 
 
 class DeploymentForm(forms.Form):
     target = forms.ChoiceField(required=False)
-    machine = forms.CharField(required=False, max_length=255, help_text="one hostname, instead of a target")
+    machine = forms.CharField(
+        required=False, max_length=2000, label="Machines", help_text="hostnames (spaces between), not a target"
+    )
     action = forms.ChoiceField(
         choices=[(v, label) for v, label in DeploymentAction.choices if v != DeploymentAction.ROLLBACK]
     )
@@ -47,10 +49,10 @@ class DeploymentForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        target, machine = data.get("target"), (data.get("machine") or "").strip()
-        if bool(target) == bool(machine):
-            raise forms.ValidationError("choose a ring, group or OU, or type one machine's hostname (not both)")
-        data["target"] = target or f"machine:{machine}"
+        target, machines = data.get("target"), (data.get("machine") or "").replace(",", " ").split()
+        if bool(target) == bool(machines):
+            raise forms.ValidationError("choose a ring, group or OU, or type machines' hostnames (not both)")
+        data["target"] = target or f"machine:{','.join(machines)}"
         return data
 
     def service_kwargs(self) -> dict:

@@ -55,7 +55,9 @@ class MaintenanceWindow(TimeStampedModel):
 class Deployment(TimeStampedModel):
     """What to do on a target's machines. See choices for the actions and the states."""
 
-    target = models.CharField(max_length=600, help_text="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME")
+    target = models.CharField(
+        max_length=600, help_text="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME[,HOSTNAME...]"
+    )
     action = models.CharField(max_length=20, choices=DeploymentAction.choices)
     packages = models.JSONField(default=list, blank=True, help_text='"name" or "name=version"')
     ring = models.ForeignKey(

@@ -15,7 +15,9 @@ TARGET_KINDS = ("ring", "group", "ou", "machine")
 def parse_target(target: str) -> tuple[str, str]:
     kind, sep, value = (target or "").partition(":")
     if not sep or kind not in TARGET_KINDS or not value:
-        raise DeploymentInvalid(f"target '{target}' is not one of ring:NAME, group:NAME, ou:DN or machine:HOSTNAME")
+        raise DeploymentInvalid(
+            f"target '{target}' is not one of ring:NAME, group:NAME, ou:DN or machine:HOSTNAME[,HOSTNAME...]"
+        )
     return kind, value
 
 
@@ -34,8 +36,9 @@ def target_machines(target: str) -> QuerySet:
         from uus.directory.selectors import machines_in_ou
 
         return machines_in_ou(value, queryset=Machine.objects.filter(is_revoked=False))
-    machine = machine_get(ident=value)
-    return Machine.objects.filter(pk=machine.pk)
+    # machine:web-01,web-02 names machines one by one (a hostname has no comma); each must exist
+    idents = [v.strip() for v in value.split(",") if v.strip()]
+    return Machine.objects.filter(pk__in=[machine_get(ident=i).pk for i in idents], is_revoked=False)
 
 
 def deployment_list(*, state: str = "") -> QuerySet[Deployment]:
@@ -130,7 +133,11 @@ def deployed_state(machine, package: str, version: str) -> str | None:
     return "pending" if pending else None
 
 
-def failed_jobs_since(*, ring_machines: QuerySet, since) -> int:
-    return MachineJob.objects.filter(
-        Q(machine__in=ring_machines), state__in=FAILED_JOB_STATES, result_received__gte=since
-    ).count()
+def last_failed_job_time(machines: QuerySet):
+    """When a job of these machines last failed, expired or timed out (its row's last change), or None."""
+    return (
+        MachineJob.objects.filter(Q(machine__in=machines), state__in=FAILED_JOB_STATES)
+        .order_by("-updated")
+        .values_list("updated", flat=True)
+        .first()
+    )

@@ -29,6 +29,7 @@ from .choices import (
     ACCEPTS_RESULT,
     ACTIVE_DEPLOYMENT_STATES,
     FAILED_JOB_STATES,
+    OPEN_JOB_STATES,
     DeploymentAction,
     DeploymentState,
     MachineJobState,
@@ -45,7 +46,6 @@ RESULT_STATES = {
     "failed": MachineJobState.FAILED,
     "expired": MachineJobState.EXPIRED,
 }
-OPEN_JOB_STATES = (MachineJobState.WAITING, MachineJobState.QUEUED, MachineJobState.DELIVERED)
 TIMEOUT_GRACE = timedelta(hours=1)  # a delivered job may still be running at its deadline
 ROLLBACK_KEEP = timedelta(days=30)  # how long replaced versions stay published for a rollback
 MAX_OUTPUT = 64 * 1024
@@ -113,6 +113,34 @@ def _check_packages(action: str, packages: list[str]) -> None:
         )
     if action in (DeploymentAction.INSTALL, DeploymentAction.REMOVE) and not packages:
         raise DeploymentInvalid(f"a deployment that does '{action}' needs packages")
+    if action == DeploymentAction.REBOOT and packages:
+        raise DeploymentInvalid("a reboot deployment takes no packages")
+
+
+def _refuse_declined(packages: list[str], machines: list) -> None:
+    """An install that names a version declined for the ring of any target machine is refused here,
+    with the ring's reason, rather than failing on each machine (apt would not find it anyway)."""
+    from uus.approvals.choices import ApprovalState
+    from uus.approvals.models import Approval, RingMembership
+
+    pinned = {}
+    for p in packages:
+        name, sep, version = p.partition("=")
+        if sep:
+            pinned[name.split(":")[0]] = version
+    if not pinned:
+        return
+    ring_ids = set(RingMembership.objects.filter(machine__in=machines).values_list("ring_id", flat=True))
+    if RingMembership.objects.filter(machine__in=machines).count() < len(machines):
+        ring_ids.add(approvals.default_ring().pk)
+    declined = Approval.objects.filter(
+        ring_id__in=ring_ids, state=ApprovalState.DECLINED, name__in=list(pinned)
+    ).select_related("ring")
+    bad = [a for a in declined if pinned.get(a.name) == a.version]
+    if bad:
+        a = bad[0]
+        why = f" ({a.comment})" if a.comment else ""
+        raise DeploymentInvalid(f"{a.name} {a.version} is declined for ring '{a.ring.name}'{why}: not deployed")
 
 
 @transaction.atomic
@@ -132,7 +160,9 @@ def deployment_create(
 ) -> Deployment:
     """Create a deployment with one waiting job per target machine, and start what may start now."""
     if action not in DeploymentAction.values or action == DeploymentAction.ROLLBACK:
-        raise DeploymentInvalid(f"'{action}' is not an action: use one of install_approved, upgrade, install, remove")
+        raise DeploymentInvalid(
+            f"'{action}' is not an action: use one of install_approved, upgrade, install, remove, reboot"
+        )
     packages = list(packages)
     _check_packages(action, packages)
     if failure_threshold is not None and not 0 < failure_threshold <= 100:
@@ -148,6 +178,8 @@ def deployment_create(
     if not machines:
         raise DeploymentInvalid(f"target '{target}' has no machines")
     scope_require(user, machines, what=f"target '{target}'")
+    if action == DeploymentAction.INSTALL:
+        _refuse_declined(packages, machines)
     deployment = Deployment.objects.create(
         target=target,
         action=action,
@@ -207,6 +239,9 @@ def job_for(deployment: Deployment, machine, cache: dict) -> tuple[str, dict] | 
         return "apt_remove", {"packages": list(deployment.packages), "purge": False}
     if action == DeploymentAction.UPGRADE:
         return "apt_upgrade", {"update": True}
+    if action == DeploymentAction.REBOOT:
+        # only when the machine says so (its last check-in): a job is the one thing that reboots
+        return ("reboot", {"delay_minutes": 1}) if machine.is_reboot_required else None
     # install_approved: the ring's approved versions newer than what the machine has
     ring = deployment.ring or approvals.ring_of(machine)
     if ("ring", ring.pk) not in cache:
@@ -353,6 +388,20 @@ def deployments_advance_all(*, now: datetime | None = None) -> int:
     )
     for pk in ids:
         deployment_advance(Deployment(pk=pk), now=now)
+    # A halted or canceled deployment starts no one, but the jobs it had handed out still end: those
+    # never picked up or never finished in time are marked so, as in a running one.
+    stopped = (
+        MachineJob.objects.filter(
+            deployment__state__in=(DeploymentState.HALTED, DeploymentState.CANCELED),
+            state__in=(MachineJobState.QUEUED, MachineJobState.DELIVERED),
+            deadline__lt=now,
+        )
+        .values_list("deployment_id", flat=True)
+        .distinct()
+    )
+    for pk in list(stopped):
+        with transaction.atomic():
+            _expire(Deployment.objects.select_for_update().get(pk=pk), now)
     return len(ids)
 
 
@@ -478,15 +527,25 @@ def job_results_record(machine, results: list[dict]) -> list[str]:
                 {
                     "job": str(job.pk),
                     "deployment": job.deployment_id,
+                    "requested_by": job.deployment.created_by_name,
                     "status": job.state,
                     "error": job.error,
                     "exit_code": job.exit_code,
+                    "reboot_required": job.is_reboot_required,
                 },
             )
         )
+        # each change names the job and who asked for it; the reason is the deployment's comment
+        why = job.deployment.comment or f"deployment {job.deployment_id} ({job.deployment.action})"
         for c in job.package_changes:
             events.append(
-                (machine.hostname, "package.change", f"machine:{machine.hostname}", "", {"job": str(job.pk), **c})
+                (
+                    machine.hostname,
+                    "package.change",
+                    f"machine:{machine.hostname}",
+                    why,
+                    {"job": str(job.pk), "deployment": job.deployment_id, **c},
+                )
             )
     jobs = stored
     audit_record_many(events)
@@ -531,6 +590,7 @@ def approval_rules_apply(*, now: datetime | None = None) -> dict[str, int]:
     from uus.approvals.choices import ApprovalState, RuleKind
     from uus.approvals.models import Approval, ApprovalRule
     from uus.approvals.services import approvals_set_bulk
+    from uus.audit.models import AuditEvent
     from uus.catalog.choices import priority_rank
 
     now = now or timezone.now()
@@ -546,17 +606,30 @@ def approval_rules_apply(*, now: datetime | None = None) -> dict[str, int]:
             ]
             key = "approved"
         else:
+            # what from_ring approved at least after_days ago, with no failed job in from_ring since
             cutoff = now - timedelta(days=rule.after_days)
             candidates = Approval.objects.filter(ring=rule.from_ring, state=ApprovalState.APPROVED, updated__lte=cutoff)
-            oldest = candidates.order_by("updated").values_list("updated", flat=True).first()
-            if oldest is None:
-                continue
-            failed = selectors.failed_jobs_since(ring_machines=approvals.ring_machines(rule.from_ring), since=oldest)
-            if failed:
-                audit_record(
-                    None, "rule.promotion_held", f"ring:{rule.ring.name}", f"{failed} failed jobs", rule=rule.pk
-                )
-                continue
+            last_failure = selectors.last_failed_job_time(approvals.ring_machines(rule.from_ring))
+            if last_failure is not None:
+                held = candidates.filter(updated__lte=last_failure)
+                held_count = sum(1 for n, v in held.values_list("name", "version") if (n, v) not in decided)
+                candidates = candidates.filter(updated__gt=last_failure)
+                when = last_failure.isoformat()
+                if (
+                    held_count
+                    and not AuditEvent.objects.filter(
+                        action="rule.promotion_held", data__rule=rule.pk, data__failure=when
+                    ).exists()
+                ):  # once per failure, not at every run of the job
+                    audit_record(
+                        None,
+                        "rule.promotion_held",
+                        f"ring:{rule.ring.name}",
+                        f"a job failed in ring {rule.from_ring.name} at {when}",
+                        rule=rule.pk,
+                        failure=when,
+                        held=held_count,
+                    )
             items = list(candidates.values_list("name", "version"))
             key = "promoted"
         items = [i for i in items if i not in decided]

@@ -11,5 +11,6 @@ urlpatterns = [
     path("<int:pk>/progress/", views.deployment_progress, name="deployment_progress"),
     path("<int:pk>/<slug:verb>/", views.deployment_action, name="deployment_action"),
     path("jobs/<uuid:pk>/", views.job_detail, name="job_detail"),
+    path("jobs/<uuid:pk>/status/", views.job_status, name="job_status"),
     path("machines/<uuid:uuid>/", views.machine_jobs, name="machine_jobs"),
 ]

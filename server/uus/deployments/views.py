@@ -14,7 +14,7 @@ from uus.web.decorators import role_required
 from uus.web.forms import form_submit
 
 from . import selectors, services
-from .choices import ACTIVE_DEPLOYMENT_STATES
+from .choices import ACTIVE_DEPLOYMENT_STATES, OPEN_JOB_STATES
 from .forms import DeploymentForm
 from .models import MachineJob
 
@@ -90,7 +90,17 @@ def machine_jobs(request, uuid):
     return render(request, "deployments/machine_jobs.html", {"machine": machine, "jobs": jobs})
 
 
+def _job_context(pk) -> dict:
+    job = get_object_or_404(MachineJob.objects.select_related("machine", "deployment"), pk=pk)
+    return {"job": job, "is_live": job.state in OPEN_JOB_STATES}
+
+
 @login_required
 def job_detail(request, pk):
-    job = get_object_or_404(MachineJob.objects.select_related("machine", "deployment"), pk=pk)
-    return render(request, "deployments/job_detail.html", {"job": job})
+    return render(request, "deployments/job_detail.html", _job_context(pk))
+
+
+@login_required
+def job_status(request, pk):
+    """The job's result and apt output alone, polled by the job page until a result arrives."""
+    return render(request, "deployments/_job.html", _job_context(pk))

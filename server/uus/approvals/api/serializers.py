@@ -72,6 +72,7 @@ class ApprovalBulkSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=ApprovalState.choices)
     items = ApprovalItemSerializer(many=True)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+    is_pinned = serializers.BooleanField(required=False, default=False, help_text="with held: keep the ring at these")
 
 
 class UpdateSerializer(serializers.Serializer):

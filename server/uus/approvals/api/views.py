@@ -118,6 +118,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             items=[(i["package"], i["version"]) for i in v["items"]],
             state=v["state"],
             comment=v["comment"],
+            is_pinned=v["is_pinned"],
             user=request.user,
         )
         return Response(ApprovalSerializer(out, many=True).data)
@@ -133,6 +134,8 @@ class UpdateViewSet(viewsets.GenericViewSet):
             OpenApiParameter("ring", str, description="default: production"),
             OpenApiParameter("state", str, description="pending, approved, declined or held"),
             OpenApiParameter("package", str),
+            OpenApiParameter("kind", str, description="security or regular"),
+            OpenApiParameter("min_priority", str, description="security updates of this priority or above"),
         ],
         responses=UpdateSerializer(many=True),
     )
@@ -140,6 +143,7 @@ class UpdateViewSet(viewsets.GenericViewSet):
         q = request.query_params
         ring = selectors.ring_get(q.get("ring") or selectors.DEFAULT_RING)
         rows = selectors.updates_pending(ring=ring, state=q.get("state", ""), name=q.get("package", ""))
+        rows = selectors.updates_filter(rows, kind=q.get("kind", ""), min_priority=q.get("min_priority", ""))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(UpdateSerializer(page, many=True).data)
 

@@ -104,3 +104,17 @@ def test_auditors_read_rules_but_cannot_change_them(rings, auditor_user, api_cli
     assert api.post("/api/v1/approval-rules/", body, format="json").status_code == 403
     assert api.delete(f"/api/v1/approval-rules/{rule.pk}/").status_code == 403
     assert ApprovalRule.objects.count() == 1
+
+
+def test_updates_filters_and_bulk_pin_over_the_api(rings, operator_user, api_client_for):
+    jq_archive()
+    jq_notice(priority="high", rank=4)
+    machine_make("p1", packages=JQ_MACHINE, release="12")
+    api = api_client_for(operator_user)
+    assert len(rows(api.get("/api/v1/updates/?kind=security&min_priority=high"))) == 2
+    assert rows(api.get("/api/v1/updates/?kind=regular")) == []
+    r = api.get("/api/v1/updates/?min_priority=urgent")
+    assert r.status_code == 400 and "priority 'urgent'" in r.json()["error"]["message"]
+    body = {"ring": "production", "state": "held", "is_pinned": True, "items": [{"package": "jq", "version": JQ_OLD}]}
+    r = api.post("/api/v1/approvals/bulk/", body, format="json")
+    assert r.status_code == 200 and r.json()[0]["is_pinned"] is True

@@ -94,7 +94,7 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    target = serializers.CharField(help_text="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME")
+    target = serializers.CharField(help_text="ring:NAME, group:NAME, ou:DN or machine:HOSTNAME[,HOSTNAME...]")
     action = serializers.ChoiceField(
         choices=[c for c in DeploymentAction.choices if c[0] != DeploymentAction.ROLLBACK],
         default=DeploymentAction.INSTALL_APPROVED,

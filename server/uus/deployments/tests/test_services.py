@@ -266,7 +266,7 @@ def test_approval_rules_auto_approve_security_and_promote_after_days(fleet):
     services.job_results_record(fleet["t1"], [result(job.pk, "failed", error="apt_failed")])
     assert services.approval_rules_apply(now=later)["promoted"] == 0
     assert AuditEvent.objects.filter(action="rule.promotion_held", data__rule=rule.pk).exists()
-    MachineJob.objects.filter(pk=job.pk).update(result_received=timezone.now() - timedelta(days=30))
+    MachineJob.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(days=30))
     assert services.approval_rules_apply(now=later)["promoted"] == 2
     assert approvals.approval_state(prod, "libjq1", JQ_NEW) == "approved"
 
@@ -306,3 +306,68 @@ def test_per_machine_window_starts_each_machine_in_its_own_time_zone(fleet):
     )
     services.deployment_advance(late, now=at_wednesday(20, 0))  # past the deadline
     assert set(late.jobs.values_list("state", flat=True)) == {"queued"}
+
+
+def test_explicit_machines_reboots_and_declined_versions(fleet):
+    """machine:a,b targets exactly those machines; a reboot deployment reboots only the machines that
+    report a reboot is required; an install naming a version a target's ring declined is refused."""
+    d = services.deployment_create(target="machine:t1,p1", action="remove", packages=["jq"])
+    assert sorted(d.jobs.values_list("machine__hostname", flat=True)) == ["p1", "t1"]
+    with pytest.raises(Exception, match="ghost"):
+        services.deployment_create(target="machine:t1,ghost", action="remove", packages=["jq"])
+
+    Machine.objects.filter(pk=fleet["t2"].pk).update(is_reboot_required=True)
+    d = services.deployment_create(target="ring:test", action="reboot")
+    jobs = dict(d.jobs.values_list("machine__hostname", "type"))
+    assert jobs == {"t1": "", "t2": "reboot"} and selectors.deployment_counts(d)["skipped"] == 1
+    assert [(j["type"], j["params"]) for j in services.jobs_for_machine(fleet["t2"])] == [
+        ("reboot", {"delay_minutes": 1})
+    ]
+    with pytest.raises(DeploymentInvalid, match="no packages"):
+        services.deployment_create(target="ring:test", action="reboot", packages=["jq"])
+
+    prod = approvals.ring_get("production")
+    approval_services.approval_set(ring=prod, name="jq", version=JQ_NEW, state="declined", comment="breaks cron")
+    before = Deployment.objects.count()
+    with pytest.raises(DeploymentInvalid, match=r"jq .* is declined for ring 'production' \(breaks cron\)"):
+        services.deployment_create(target="machine:t1,p1", action="install", packages=[f"jq={JQ_NEW}"])
+    assert Deployment.objects.count() == before
+    # the same version for machines whose ring approved it is fine
+    services.deployment_create(target="ring:test", action="install", packages=[f"jq={JQ_NEW}"])
+
+
+def test_jobs_of_a_halted_deployment_still_expire(fleet):
+    d = services.deployment_create(
+        target="ring:test", action="install", packages=["x"], failure_threshold=50, job_timeout_minutes=10
+    )
+    a, b = MachineJob.objects.filter(deployment=d).order_by("machine__hostname")
+    services.jobs_for_machine(a.machine)
+    services.job_results_record(a.machine, [result(a.pk, "failed", error="apt_failed")])
+    d.refresh_from_db()
+    assert d.state == "halted" and MachineJob.objects.get(pk=b.pk).state == "queued"
+    services.deployments_advance_all(now=timezone.now() + timedelta(minutes=11))
+    b.refresh_from_db()
+    assert (b.state, b.error) == ("expired", "not_picked_up")
+    assert AuditEvent.objects.filter(action="deployment.jobs_expired", target=f"deployment:{d.pk}").count() == 1
+
+
+def test_promotion_holds_only_what_a_later_failure_casts_doubt_on(fleet):
+    """A version approved in test before its last failed job waits; one approved after it is promoted once
+    its days are up. The hold is written to the audit log once per failure, not at every run."""
+    from uus.approvals.models import Approval
+
+    test, prod = approvals.ring_get("test"), approvals.ring_get("production")
+    old = timezone.now() - timedelta(days=10)
+    approval_services.approval_rule_create(ring=prod, kind="auto_promote", from_ring=test, after_days=3)
+    d = services.deployment_create(target="machine:t1", action="install", packages=["x"])
+    job = MachineJob.objects.get(deployment=d)
+    services.job_results_record(fleet["t1"], [result(job.pk, "failed", error="apt_failed")])
+    MachineJob.objects.filter(pk=job.pk).update(updated=timezone.now() - timedelta(days=5))
+    Approval.objects.filter(ring=test, name="jq").update(updated=old)  # before the failure
+    Approval.objects.filter(ring=test, name="libjq1").update(updated=timezone.now() - timedelta(days=4))  # after
+    for _ in range(3):
+        services.approval_rules_apply()
+    assert approvals.approval_state(prod, "libjq1", JQ_NEW) == "approved"
+    assert approvals.approval_state(prod, "jq", JQ_NEW) == "pending"
+    held = AuditEvent.objects.filter(action="rule.promotion_held")
+    assert held.count() == 1 and held.get().data["held"] == 1

@@ -139,3 +139,47 @@ def test_deployment_form_offers_rings_groups_and_ous_and_creates(fleet, operator
     assert one.status_code == 302 and Deployment.objects.get(target="machine:t1").packages == ["jq"]
     assert logged_in(auditor_user).post("/deployments/new/", {"target": "ring:test"}).status_code == 403
     assert "New deployment" not in logged_in(auditor_user).get("/deployments/").content.decode()
+
+
+def test_filters_pin_and_new_ring_on_the_pages(fleet, operator_user, admin_user):
+    c = logged_in(operator_user)
+    assert "jq</td>" in c.get("/updates/?ring=test&kind=security&min_priority=high").content.decode()
+    assert "No updates in this view" in c.get("/updates/?ring=test&kind=regular").content.decode()
+    assert "No updates in this view" in c.get("/updates/?ring=test&min_priority=critical").content.decode()
+    page = c.get("/updates/?ring=test&min_priority=urgent", follow=True).content.decode()
+    assert "priority &#x27;urgent&#x27; is not one of" in page
+    # hold and pin from the page; pinning is refused with any other decision
+    items = {"ring": "test", "items": [f"jq {JQ_OLD}"], "pin": "1"}
+    r = c.post("/updates/decide/", {**items, "state": "approved"}, follow=True)
+    assert "only a held version can be pinned" in r.content.decode() and not Approval.objects.exists()
+    c.post("/updates/decide/", {**items, "state": "held"})
+    assert list(Approval.objects.values_list("name", "version", "state", "is_pinned")) == [("jq", JQ_OLD, "held", True)]
+    # rings: admins add one from the ring board, operators may not
+    assert 'id="ring-form"' not in c.get("/rings/").content.decode()
+    assert c.post("/rings/create/", {"name": "pilot", "position": 50}).status_code == 403
+    a = logged_in(admin_user)
+    assert a.post("/rings/create/", {"name": "test", "position": 5}).status_code == 400  # exists
+    r = a.post("/rings/create/", {"name": "pilot", "position": 50, "description": "early adopters"})
+    assert r.status_code == 302
+    assert [r.name for r in approvals.ring_list()] == ["test", "pilot", "production"]
+    assert 'id="ring-pilot"' in a.get("/rings/").content.decode()
+
+
+def test_progress_shows_each_machines_log_and_the_job_page_polls(fleet, operator_user):
+    approval_services.approval_set(ring=approvals.ring_get("test"), name="jq", version=JQ_NEW, state="approved")
+    d = services.deployment_create(target="machine:t1")
+    job = d.jobs.get()
+    c = logged_in(operator_user)
+    services.jobs_for_machine(fleet[0])
+    assert "running since" in c.get(f"/deployments/{d.pk}/progress/").content.decode()
+    page = c.get(f"/deployments/jobs/{job.pk}/").content.decode()
+    assert f'data-poll="/deployments/jobs/{job.pk}/status/"' in page and "data-done" not in page
+    output = "$ apt-get update\nGet:1 ...\n$ apt-get install jq\nSetting up jq (1.6) ...\n"
+    services.job_results_record(
+        fleet[0],
+        [{"job_id": str(job.pk), "status": "succeeded", "exit_code": 0, "output": output, "packages": []}],
+    )
+    fragment = c.get(f"/deployments/{d.pk}/progress/").content.decode()
+    assert "<summary>Setting up jq (1.6) ...</summary>" in fragment and "$ apt-get update" in fragment
+    status = c.get(f"/deployments/jobs/{job.pk}/status/").content.decode()
+    assert "data-done" in status and "succeeded" in status and "Setting up jq" in status
