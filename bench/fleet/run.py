@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reset:
         from uus.agentapi.models import AgentMessage
         from uus.inventory.models import (
-            PackageChange,
+            InventoryChange,
             PackageChunk,
             PackageChunkMember,
             PackageSetChunk,
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for model in (
             AgentMessage,
-            PackageChange,
+            InventoryChange,
             MachineRow,
             PackageSetChunk,
             PackageSet,
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         transport.close()
 
-    from uus.inventory.models import PackageChange, PackageChunk
+    from uus.inventory.models import InventoryChange, PackageChunk
 
     t = time.perf_counter()
     collected = services.package_sets_collect(grace=__import__("datetime").timedelta(0))
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         "distinct packages": Package.objects.count(),
         "package sets": PackageSet.objects.count(),
         "chunks": PackageChunk.objects.count(),
-        "history rows": PackageChange.objects.count(),
+        "history rows": InventoryChange.objects.count(),
     }
     sizes_by_table = database_sizes()
     total = sum(sizes_by_table.values())
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     per_machine = (total - packages_bytes) / max(1, args.machines)
     # History grows with every change a machine makes, and message ids are forgotten after an hour
     # (agentapi.tasks): both are shown apart from the inventory's own cost per machine.
-    history_bytes = sizes_by_table.get("inventory_packagechange", 0)
+    history_bytes = sizes_by_table.get("inventory_inventorychange", 0)
     messages_bytes = sizes_by_table.get("agentapi_agentmessage", 0)
     inventory_per_machine = (total - packages_bytes - history_bytes - messages_bytes) / max(1, args.machines)
 

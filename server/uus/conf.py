@@ -49,6 +49,9 @@ KEYS: dict[str, Key] = {
     "login_lockout_minutes": Key(int, 15, "Window and lockout length for failed logins."),
     "upload_max_mb": Key(int, 512, "Largest .deb accepted by an upload."),
     "repo_valid_days": Key(int, 7, "Days a published repository stays valid (Valid-Until); re-signed daily."),
+    "inventory_history_days": Key(
+        int, 730, "Days each machine's package history is kept (the audit asks for 18 months and more)."
+    ),
     "cache_max_mb": Key(int, 0, "Pull-through cache size limit (LRU eviction of unreferenced files); 0 = none."),
     "session_cookie_secure": Key(bool, False, "Send session cookies over HTTPS only."),
     "worker_poll_seconds": Key(float, 1.0, "How often an idle worker looks for queued jobs."),

@@ -19,8 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from uus.inventory import selectors as inventory_selectors
 from uus.inventory import services
-from uus.inventory.models import Machine, PackageChange
+from uus.inventory.models import InventoryChange, Machine
 from uus.testing.fixtures import uus_command
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
@@ -145,7 +146,7 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
         "lab",
         "Europe/Berlin",
     )
-    assert not PackageChange.objects.exists()  # the first inventory is the baseline
+    assert not InventoryChange.objects.exists()  # the first inventory is the baseline
 
     # 2. Unchanged: the check-in carries only the hash.
     r = agent(state, root, "check-in")
@@ -158,7 +159,10 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "delta +2 -1" in r.stdout or "delta +3 -0" in r.stdout, r.stdout  # sl gone, or left as config-files
     assert server_entries("web-01") == dpkg_query(root)
-    changes = {(c.kind, c.name, c.old_version, c.new_version) for c in PackageChange.objects.all()}
+    (change,) = InventoryChange.objects.all()
+    changes = {
+        (c.kind, c.name, c.old_version, c.new_version) for c in inventory_selectors.inventory_change_packages(change)
+    }
     assert changes == {
         ("upgraded", "jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3"),
         ("upgraded", "libjq1", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3"),
@@ -185,7 +189,7 @@ def test_real_agent_inventory_end_to_end(live_server, uus_cli, tmp_path):
     r = uus_cli("machines", "show", "web-01", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["package_count"] == len(dpkg_query(root))
     r = uus_cli("machines", "history", "web-01", "--json")
-    assert {c["name"] for c in json.loads(r.stdout)} == {"jq", "libjq1", "sl"}
+    assert {c["name"] for change in json.loads(r.stdout) for c in change["packages"]} == {"jq", "libjq1", "sl"}
 
     # 6. A bogus token registers nothing.
     r = agent(tmp_path / "state/bogus", root, "register", "--server", live_server.url, "--token", "not-a-token")
@@ -364,5 +368,8 @@ def test_a_server_killed_mid_upload_loses_nothing(tmp_path):
     r = agent(state, root, "check-in")
     assert r.returncode == 0 and "inventory up to date" in r.stdout, r.stdout + r.stderr
     r = server.cli("machines", "history", "db-01", "--json")
-    assert {(c["name"], c["kind"]) for c in json.loads(r.stdout)} == {("jq", "upgraded"), ("libjq1", "upgraded")}
+    assert {(c["name"], c["kind"]) for change in json.loads(r.stdout) for c in change["packages"]} == {
+        ("jq", "upgraded"),
+        ("libjq1", "upgraded"),
+    }
     server.kill()

@@ -75,18 +75,19 @@ def machines_packages(args) -> int:
 
 def machines_history(args) -> int:
     from uus.cli.output import print_json
-    from uus.inventory.api.serializers import PackageChangeSerializer
+    from uus.inventory.api.serializers import InventoryChangeSerializer
     from uus.inventory.selectors import machine_history
 
-    data = PackageChangeSerializer(machine_history(machine=_machine(args.machine))[: args.limit], many=True).data
+    data = InventoryChangeSerializer(machine_history(machine=_machine(args.machine))[: args.limit], many=True).data
     if args.json:
         print_json(data)
     else:
-        for c in data:
-            print(
-                f"{c['time']}  {c['kind']:10} {c['name']}:{c['architecture']}  {c['old_version'] or '-'} -> "
-                f"{c['new_version'] or '-'}"
-            )
+        for change in data:
+            for c in change["packages"]:
+                print(
+                    f"{change['time']}  {c['kind']:10} {c['name']}:{c['architecture']}  {c['old_version'] or '-'} "
+                    f"-> {c['new_version'] or '-'}"
+                )
     return 0
 
 
@@ -132,7 +133,7 @@ def register(sub) -> None:
         if verb == "packages":
             p.add_argument("-q", default="", help="only names or sources containing this")
         if verb == "history":
-            p.add_argument("--limit", type=int, default=200)
+            p.add_argument("--limit", type=int, default=50, help="the newest N inventory changes (default 50)")
         p.set_defaults(func=func)
     from uus.cli.approvals import register_machines_set_ring
 

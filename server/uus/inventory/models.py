@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from uus.core.models import TimeStampedModel
 
-from .choices import ChangeKind, PackageStatus
+from .choices import PackageStatus
 
 
 class EnrollmentToken(TimeStampedModel):
@@ -197,21 +197,28 @@ class Machine(TimeStampedModel):
         return self.package_set.size if self.package_set_id else 0
 
 
-class PackageChange(models.Model):
-    """One change of one machine's packages, derived from two successive inventories."""
+class InventoryChange(models.Model):
+    """A machine moved from one inventory to another: its package history, one row per change.
+
+    Sets are immutable and content-addressed, so the package changes themselves (installed,
+    upgraded, removed...) are the difference of the two sets, computed when someone reads them
+    (selectors.inventory_change_packages). A fleet upgrading from one inventory to the next costs one
+    small row per machine instead of a row per changed package (docs/decisions/0003). Sets named here
+    are kept by the collector until the row ages out (`inventory_history_days`).
+    """
 
     id = models.BigAutoField(primary_key=True)
-    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="package_changes", db_index=False)
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="inventory_changes", db_index=False)
     time = models.DateTimeField(default=timezone.now)
-    kind = models.CharField(max_length=10, choices=ChangeKind.choices)
-    name = models.CharField(max_length=255)
-    architecture = models.CharField(max_length=64)
-    old_version = models.CharField(max_length=255, null=True, blank=True)
-    new_version = models.CharField(max_length=255, null=True, blank=True)
+    old_set = models.ForeignKey(PackageSet, on_delete=models.PROTECT, related_name="+", db_index=False)
+    new_set = models.ForeignKey(PackageSet, on_delete=models.PROTECT, related_name="+", db_index=False)
 
     class Meta:
         ordering = ["-time", "-id"]
         indexes = [
-            models.Index(fields=["machine", "-time"], name="packagechange_machine_time"),
-            models.Index(fields=["name", "-time"], name="packagechange_name_time"),
+            models.Index(fields=["machine", "-time"], name="inventorychange_machine_time"),
+            # the collector asks whether a set is still named by history
+            models.Index(fields=["old_set"], name="inventorychange_old_set"),
+            models.Index(fields=["new_set"], name="inventorychange_new_set"),
+            models.Index(fields=["time"], name="inventorychange_time"),
         ]

@@ -9,16 +9,17 @@ keys (uus.core.debversion.version_key) inside the database.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from uus.core.debversion import version_key
 
-from .choices import ABSENT_STATUSES, PackageStatus
+from .choices import ABSENT_STATUSES, ChangeKind, PackageStatus
 from .constants import STALE_AFTER
 from .exceptions import MachineNotFound
-from .models import Machine, Package, PackageChange, PackageChunkMember, PackageSetChunk
+from .models import InventoryChange, Machine, Package, PackageChunkMember, PackageSetChunk
 
 PRESENT_STATUSES = [s for s in PackageStatus.values if s not in ABSENT_STATUSES]
 
@@ -72,8 +73,83 @@ def machine_packages(*, machine: Machine, search: str = "") -> QuerySet[PackageC
     return qs.order_by("package__name", "package__architecture")
 
 
-def machine_history(*, machine: Machine) -> QuerySet[PackageChange]:
-    return PackageChange.objects.filter(machine=machine).order_by("-time", "-id")
+def machine_history(*, machine: Machine) -> QuerySet[InventoryChange]:
+    """The machine's inventory changes, newest first; inventory_change_packages says what each changed."""
+    return InventoryChange.objects.filter(machine=machine).select_related("old_set", "new_set").order_by("-time", "-id")
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """One package's change between two inventories (derived from the two sets, not stored)."""
+
+    kind: str  # ChangeKind
+    name: str
+    architecture: str
+    old_version: str | None
+    new_version: str | None
+
+
+@dataclass
+class SetsDiff:
+    changes: list[PackageChange] = field(default_factory=list)  # sorted by (name, architecture)
+    changed_package_ids: set[int] = field(default_factory=set)  # every entry that differs, purges included
+
+
+def _chunk_ids(package_set_id: int) -> set[int]:
+    return set(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
+
+
+def package_set_package_ids(package_set_id: int) -> set[int]:
+    """Every Package id in a set (whatever its status)."""
+    return set(
+        PackageChunkMember.objects.filter(chunk_id__in=_chunk_ids(package_set_id)).values_list("package_id", flat=True)
+    )
+
+
+def package_sets_diff(old_set_id: int, new_set_id: int) -> SetsDiff:
+    """What changed from one inventory to another. Chunks are content-addressed, so only the chunks
+    that differ between the two sets are read (two queries whatever the sizes)."""
+    old_chunks, new_chunks = _chunk_ids(old_set_id), _chunk_ids(new_set_id)
+    gone, came = old_chunks - new_chunks, new_chunks - old_chunks
+    old: dict = {}
+    new: dict = {}
+    rows = PackageChunkMember.objects.filter(chunk_id__in=gone | came).values_list(
+        "chunk_id",
+        "package_id",
+        "status",
+        "package__name",
+        "package__architecture",
+        "package__version",
+        "package__version_key",
+    )
+    for chunk_id, package_id, status, name, arch, version, vkey in rows:
+        (old if chunk_id in gone else new)[(name, arch)] = (version, status, package_id, bytes(vkey))
+    diff = SetsDiff()
+    for k in sorted(old.keys() | new.keys()):
+        o, n = old.get(k), new.get(k)
+        if o == n or (o is not None and n is not None and o[2] == n[2] and o[1] == n[1]):
+            continue
+        diff.changed_package_ids.update(x[2] for x in (o, n) if x is not None)
+        o_present = o is not None and o[1] not in ABSENT_STATUSES
+        n_present = n is not None and n[1] not in ABSENT_STATUSES
+        if o_present and n_present:
+            if o[0] == n[0]:
+                kind = ChangeKind.CHANGED
+            else:
+                kind = ChangeKind.UPGRADED if n[3] > o[3] else ChangeKind.DOWNGRADED
+            old_v, new_v = o[0], n[0]
+        elif o_present:
+            kind, old_v, new_v = ChangeKind.REMOVED, o[0], None
+        elif n_present:
+            kind, old_v, new_v = ChangeKind.INSTALLED, None, n[0]
+        else:
+            continue  # config files purged or left behind again: nothing was installed either way
+        diff.changes.append(PackageChange(str(kind), k[0], k[1], old_v, new_v))
+    return diff
+
+
+def inventory_change_packages(change: InventoryChange) -> list[PackageChange]:
+    return package_sets_diff(change.old_set_id, change.new_set_id).changes
 
 
 def packages_matching(

@@ -15,13 +15,14 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.signals import post_migrate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -30,7 +31,7 @@ from uus.core.debversion import version_key
 from uus.core.exceptions import UusError
 
 from . import packages as pk
-from .choices import ABSENT_STATUSES, STATUS_CODES, STATUS_NAMES, ChangeKind
+from .choices import STATUS_CODES, STATUS_NAMES
 from .constants import CHECK_IN_INTERVAL, PACKAGE_SET_GRACE
 from .exceptions import (
     BaseMismatch,
@@ -43,15 +44,16 @@ from .exceptions import (
 from .facts import facts_digest, facts_fields
 from .models import (
     EnrollmentToken,
+    InventoryChange,
     Machine,
     Package,
-    PackageChange,
     PackageChunk,
     PackageChunkMember,
     PackageSet,
     PackageSetChunk,
 )
-from .signals import has_receivers, inventory_changed_send
+from .selectors import package_set_package_ids, package_sets_diff
+from .signals import inventory_changed_send
 
 log = logging.getLogger(__name__)
 
@@ -504,24 +506,17 @@ def package_set_entries(package_set_id: int) -> list[pk.Entry]:
     return entries
 
 
-def _chunk_ids(package_set_id: int | None) -> set[int]:
-    if not package_set_id:
-        return set()
-    return set(PackageSetChunk.objects.filter(package_set_id=package_set_id).values_list("chunk_id", flat=True))
-
-
 class LazyPackageIds(AbstractSet):
-    """The Package ids of some chunks, read from the database on first use (inside the transaction)."""
+    """A set of Package ids computed on first use (inside the transaction): receivers that do not
+    look at them cost nothing (the exposure receiver evaluates whole sets)."""
 
-    def __init__(self, chunk_ids: set[int]):
-        self._chunk_ids = chunk_ids
-        self._ids: frozenset[int] | None = None
+    def __init__(self, load: Callable[[], AbstractSet[int]]):
+        self._load_ids = load
+        self._ids: AbstractSet[int] | None = None
 
-    def _load(self) -> frozenset[int]:
+    def _load(self) -> AbstractSet[int]:
         if self._ids is None:
-            self._ids = frozenset(
-                PackageChunkMember.objects.filter(chunk_id__in=self._chunk_ids).values_list("package_id", flat=True)
-            )
+            self._ids = frozenset(self._load_ids())
         return self._ids
 
     def __contains__(self, x) -> bool:
@@ -534,107 +529,27 @@ class LazyPackageIds(AbstractSet):
         return len(self._load())
 
 
-def _diff(old: dict, new: dict, machine: Machine, now) -> tuple[list[PackageChange], set[int]]:
-    """History rows and changed package ids between two {(name, arch): (version, status, id, key)}."""
-    changes: list[PackageChange] = []
-    changed_ids: set[int] = set()
-    for k in sorted(old.keys() | new.keys()):
-        o, n = old.get(k), new.get(k)
-        if o == n:
-            continue
-        if o is not None and n is not None and o[2] == n[2] and o[1] == n[1]:
-            continue
-        changed_ids.update(x[2] for x in (o, n) if x is not None)
-        o_present = o is not None and o[1] not in ABSENT_STATUSES
-        n_present = n is not None and n[1] not in ABSENT_STATUSES
-        if o_present and n_present:
-            if o[0] == n[0]:
-                kind = ChangeKind.CHANGED
-            else:
-                kind = ChangeKind.UPGRADED if bytes(n[3]) > bytes(o[3]) else ChangeKind.DOWNGRADED
-            old_v, new_v = o[0], n[0]
-        elif o_present:
-            kind, old_v, new_v = ChangeKind.REMOVED, o[0], None
-        elif n_present:
-            kind, old_v, new_v = ChangeKind.INSTALLED, None, n[0]
-        else:
-            continue  # config files purged or left behind again: nothing was installed either way
-        changes.append(
-            PackageChange(
-                machine=machine, time=now, kind=kind, name=k[0], architecture=k[1], old_version=old_v, new_version=new_v
-            )
-        )
-    return changes, changed_ids
-
-
-def _changes_insert(changes: list[PackageChange]) -> None:
-    """Insert history rows with one executemany: an upgrade writes a hundred or more, and bulk_create
-    spent most of a post-upgrade check-in preparing them."""
-    q = connection.ops.quote_name
-    opts = PackageChange._meta
-    columns = ("machine_id", "time", "kind", "name", "architecture", "old_version", "new_version")
-    sql = f"INSERT INTO {q(opts.db_table)} ({', '.join(map(q, columns))}) VALUES ({', '.join(['%s'] * len(columns))})"
-    time_field = opts.get_field("time")
-    rows = [
-        (
-            c.machine_id,
-            time_field.get_db_prep_save(c.time, connection),
-            c.kind,
-            c.name,
-            c.architecture,
-            c.old_version,
-            c.new_version,
-        )
-        for c in changes
-    ]
-    with connection.cursor() as cur:
-        cur.executemany(sql, rows)
-
-
-def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | None, now) -> list[PackageChange]:
-    """Save `fields` of `machine`; with `new_set`, point it there too, record the package changes and
-    tell inventory_changed receivers (after the save, so they read the new state).
-
-    Only chunks that differ between the old and the new set are read: the rest is unchanged.
-    The first inventory of a machine is its baseline and records no history.
-    """
+def _machine_save(machine: Machine, fields: list[str], new_set: PackageSet | None, now) -> None:
+    """Save `fields` of `machine`; with `new_set`, point it there too, add a history row (the first
+    inventory of a machine is its baseline and makes none) and tell inventory_changed receivers
+    (after the save, so they read the new state)."""
     old_set_id = machine.package_set_id
     machine.updated = now
     if new_set is None or new_set.pk == old_set_id:
         _machine_update(machine, fields)
-        return []
-    changes: list[PackageChange] = []
-    new_chunks = _chunk_ids(new_set.pk)
-    changed_ids: AbstractSet[int] = frozenset()
+        return
     if old_set_id:
-        old_chunks = _chunk_ids(old_set_id)
-        gone, came = old_chunks - new_chunks, new_chunks - old_chunks
-        old: dict = {}
-        new: dict = {}
-        rows = PackageChunkMember.objects.filter(chunk_id__in=gone | came).values_list(
-            "chunk_id",
-            "package_id",
-            "status",
-            "package__name",
-            "package__architecture",
-            "package__version",
-            "package__version_key",
+        InventoryChange.objects.bulk_create(
+            [InventoryChange(machine_id=machine.pk, time=now, old_set_id=old_set_id, new_set_id=new_set.pk)]
         )
-        for chunk_id, package_id, status, name, arch, version, vkey in rows:
-            (old if chunk_id in gone else new)[(name, arch)] = (version, status, package_id, vkey)
-        changes, changed_ids = _diff(old, new, machine, now)
-        if changes:
-            _changes_insert(changes)
-    elif has_receivers():
-        # A first inventory changes all of its packages; read them only if a receiver asks (the
-        # exposure receiver does not: it evaluates the whole set, once per set).
-        changed_ids = LazyPackageIds(new_chunks)
+        changed_ids = LazyPackageIds(lambda: package_sets_diff(old_set_id, new_set.pk).changed_package_ids)
+    else:  # a first inventory changes all of its packages
+        changed_ids = LazyPackageIds(lambda: package_set_package_ids(new_set.pk))
     machine.package_set = new_set
     machine.inventory_hash = new_set.hash
     machine.inventory_updated = now
     _machine_update(machine, [*fields, "package_set", "inventory_hash", "inventory_updated"])
     inventory_changed_send(machine, changed_ids)
-    return changes
 
 
 @transaction.atomic
@@ -689,24 +604,41 @@ def inventory_apply_delta(
 # -- garbage collection -------------------------------------------------------------------------------
 
 
+def inventory_history_prune(*, older_than: timedelta | None = None) -> int:
+    """Forget package history older than `inventory_history_days` (or `older_than`)."""
+    if older_than is None:
+        older_than = timedelta(days=settings.UUS["inventory_history_days"])
+    n, _ = InventoryChange.objects.filter(time__lt=timezone.now() - older_than).delete()
+    return n
+
+
+def _unused_sets() -> QuerySet[PackageSet]:
+    """Sets that no machine points at and no history row names."""
+    return (
+        PackageSet.objects.filter(machines__isnull=True)
+        .exclude(Exists(InventoryChange.objects.filter(old_set=OuterRef("pk"))))
+        .exclude(Exists(InventoryChange.objects.filter(new_set=OuterRef("pk"))))
+    )
+
+
 def package_sets_collect(*, batch: int = 500, grace: timedelta = PACKAGE_SET_GRACE) -> dict[str, int]:
-    """Delete package sets no machine points at, then chunks no set uses (older than `grace`).
+    """Forget expired history, delete package sets that no machine points at and no remaining history
+    names, then chunks no set uses (all older than `grace`).
 
     Each batch is its own transaction. A set or chunk that an upload adopts at the same moment is
     protected by the foreign keys: one of the two transactions fails and is simply retried later.
     """
+    history = inventory_history_prune()
     cutoff = timezone.now() - grace
     sets = chunks = 0
     while True:
-        ids = list(
-            PackageSet.objects.filter(machines__isnull=True, created__lt=cutoff).values_list("id", flat=True)[:batch]
-        )
+        ids = list(_unused_sets().filter(created__lt=cutoff).values_list("id", flat=True)[:batch])
         if not ids:
             break
         try:
             with transaction.atomic():
                 PackageSetChunk.objects.filter(package_set_id__in=ids).delete()
-                PackageSet.objects.filter(id__in=ids, machines__isnull=True).delete()
+                _unused_sets().filter(id__in=ids).delete()
                 sets += len(ids)
         except IntegrityError:
             log.info("a package set was adopted while being collected; it is kept")
@@ -727,4 +659,4 @@ def package_sets_collect(*, batch: int = 500, grace: timedelta = PACKAGE_SET_GRA
         except IntegrityError:
             log.info("a package chunk was adopted while being collected; it is kept")
             break
-    return {"sets": sets, "chunks": chunks}
+    return {"history": history, "sets": sets, "chunks": chunks}

@@ -7,7 +7,11 @@ from . import services
 
 @job("Collect unused package sets", every=3600)
 def package_sets_collect(ctx):
-    """Delete inventories (package sets) no machine points at any more, then their unused chunks."""
+    """Forget expired history, then delete inventories (package sets) no machine and no history uses,
+    then their unused chunks."""
     result = services.package_sets_collect()
-    ctx.log(f"removed {result['sets']} package sets and {result['chunks']} chunks no machine uses")
+    ctx.log(
+        f"forgot {result['history']} history rows past inventory_history_days; removed {result['sets']} package "
+        f"sets and {result['chunks']} chunks nothing uses"
+    )
     return result

@@ -51,6 +51,9 @@ def machine_list(request):
     )
 
 
+HISTORY_SHOWN = 20  # newest inventory changes on the machine page; the API and CLI page through all
+
+
 @login_required
 def machine_detail(request, uuid):
     machine = get_object_or_404(Machine.objects.select_related("package_set"), uuid=uuid)
@@ -58,7 +61,10 @@ def machine_detail(request, uuid):
     packages = Paginator(selectors.machine_packages(machine=machine, search=search), 200).get_page(
         request.GET.get("page")
     )
-    history = selectors.machine_history(machine=machine)[:200]
+    history = [
+        (change, selectors.inventory_change_packages(change))
+        for change in selectors.machine_history(machine=machine)[:HISTORY_SHOWN]
+    ]
     return render(
         request,
         "inventory/machine_detail.html",

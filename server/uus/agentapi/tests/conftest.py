@@ -14,9 +14,9 @@ from uus.inventory import packages as pk
 from uus.inventory import services as inventory_services
 from uus.inventory.models import (
     EnrollmentToken,
+    InventoryChange,
     Machine,
     Package,
-    PackageChange,
     PackageChunk,
     PackageChunkMember,
     PackageSet,
@@ -142,7 +142,7 @@ def snapshot() -> dict:
         PackageChunkMember,
         PackageSet,
         PackageSetChunk,
-        PackageChange,
+        InventoryChange,
         EnrollmentToken,
         AgentMessage,
     )

@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from uus.inventory import packages as pk
+from uus.inventory import selectors as inventory_selectors
 from uus.inventory import services as inventory_services
-from uus.inventory.models import Machine, PackageChange
+from uus.inventory.models import Machine
 from uus.inventory.tests.factories import as_json, entries, entry
 
 from ..models import AgentMessage
@@ -46,7 +47,8 @@ def test_register_check_in_upload_then_delta(registered):
     assert r.status_code == 200, r.content
     m = a.machine
     assert m.inventory_hash == pk.inventory_hash(UPGRADED) and m.package_count == len(UPGRADED)
-    assert {(c.kind, c.name) for c in PackageChange.objects.filter(machine=m)} == {
+    (change,) = inventory_selectors.machine_history(machine=m)
+    assert {(c.kind, c.name) for c in inventory_selectors.inventory_change_packages(change)} == {
         ("upgraded", "jq"),
         ("removed", "sl"),
         ("installed", "hello"),

@@ -1,8 +1,12 @@
+from dataclasses import asdict
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..choices import STATUS_NAMES
+from .. import selectors
+from ..choices import STATUS_NAMES, ChangeKind
 from ..constants import STALE_AFTER
-from ..models import EnrollmentToken, Machine, PackageChange, PackageChunkMember
+from ..models import EnrollmentToken, InventoryChange, Machine, PackageChunkMember
 
 
 class EnrollmentTokenSerializer(serializers.ModelSerializer):
@@ -110,8 +114,28 @@ class InstalledPackageSerializer(serializers.ModelSerializer):
         return STATUS_NAMES[member.status]
 
 
-class PackageChangeSerializer(serializers.ModelSerializer):
+class PackageChangeSerializer(serializers.Serializer):
+    """One package's change within an inventory change (selectors.PackageChange)."""
+
+    kind = serializers.ChoiceField(choices=ChangeKind.choices)
+    name = serializers.CharField()
+    architecture = serializers.CharField()
+    old_version = serializers.CharField(allow_null=True)
+    new_version = serializers.CharField(allow_null=True)
+
+
+class InventoryChangeSerializer(serializers.ModelSerializer):
+    """A machine's move from one inventory to the next, with the package changes it made."""
+
+    old_inventory_hash = serializers.CharField(source="old_set.hash", read_only=True)
+    new_inventory_hash = serializers.CharField(source="new_set.hash", read_only=True)
+    packages = serializers.SerializerMethodField()
+
     class Meta:
-        model = PackageChange
-        fields = ["time", "kind", "name", "architecture", "old_version", "new_version"]
+        model = InventoryChange
+        fields = ["time", "old_inventory_hash", "new_inventory_hash", "packages"]
         read_only_fields = fields
+
+    @extend_schema_field(PackageChangeSerializer(many=True))
+    def get_packages(self, change) -> list[dict]:
+        return [asdict(c) for c in selectors.inventory_change_packages(change)]

@@ -12,9 +12,9 @@ from .serializers import (
     EnrollmentTokenCreateSerializer,
     EnrollmentTokenSerializer,
     InstalledPackageSerializer,
+    InventoryChangeSerializer,
     MachineDetailSerializer,
     MachineSerializer,
-    PackageChangeSerializer,
 )
 
 
@@ -80,12 +80,12 @@ class MachineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(InstalledPackageSerializer(page, many=True).data)
 
-    @extend_schema(responses=PackageChangeSerializer(many=True))
+    @extend_schema(responses=InventoryChangeSerializer(many=True))
     @action(detail=True, methods=["get"])
     def history(self, request, uuid=None):
-        """Package changes seen between successive inventories, newest first (paginated)."""
+        """The machine's inventory changes, newest first, each with its package changes (paginated)."""
         page = self.paginate_queryset(selectors.machine_history(machine=self.get_object()))
-        return self.get_paginated_response(PackageChangeSerializer(page, many=True).data)
+        return self.get_paginated_response(InventoryChangeSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses=MachineDetailSerializer)
     @action(detail=True, methods=["post"])

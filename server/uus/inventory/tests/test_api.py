@@ -60,7 +60,10 @@ def test_detail_packages_history(api):
         "status": "installed",
     }
     r = api.get(f"/api/v1/machines/{m.uuid}/history/")
-    assert [(c["kind"], c["name"], c["old_version"], c["new_version"]) for c in r.json()["results"]] == [
+    (change,) = r.json()["results"]
+    assert change["old_inventory_hash"] == pk.inventory_hash(PKGS)
+    assert change["new_inventory_hash"] == pk.inventory_hash(upgraded)
+    assert [(c["kind"], c["name"], c["old_version"], c["new_version"]) for c in change["packages"]] == [
         ("upgraded", "jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3")
     ]
 

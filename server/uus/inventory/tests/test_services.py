@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from uus.inventory import packages as pk
-from uus.inventory import services
+from uus.inventory import selectors, services
 from uus.inventory.choices import PackageStatus
 from uus.inventory.exceptions import (
     BaseMismatch,
@@ -19,9 +19,9 @@ from uus.inventory.exceptions import (
 )
 from uus.inventory.models import (
     EnrollmentToken,
+    InventoryChange,
     Machine,
     Package,
-    PackageChange,
     PackageChunk,
     PackageChunkMember,
     PackageSet,
@@ -57,7 +57,7 @@ def table_counts():
             PackageChunkMember,
             PackageSet,
             PackageSetChunk,
-            PackageChange,
+            InventoryChange,
             EnrollmentToken,
         )
     }
@@ -246,7 +246,7 @@ class TestInventoryApplyFull:
 
     def test_history_records_each_kind_of_change(self):
         m = machine_make(packages=BASE)
-        assert not PackageChange.objects.exists()  # the first inventory is the baseline
+        assert not InventoryChange.objects.exists()  # the first inventory is the baseline
         after = entries(
             entry("bash", "5.2.15-2+b8", source="bash", source_version="5.2.15-2"),
             entry("bsdutils", "1:2.38.1-5+deb12u2", source="util-linux", source_version="2.38.1-5+deb12u2"),
@@ -256,7 +256,8 @@ class TestInventoryApplyFull:
             entry("hello", "2.10-3"),
         )
         full(Machine.objects.get(pk=m.pk), after)
-        got = {(c.kind, c.name, c.old_version, c.new_version) for c in PackageChange.objects.filter(machine=m)}
+        (change,) = selectors.machine_history(machine=m)
+        got = {(c.kind, c.name, c.old_version, c.new_version) for c in selectors.inventory_change_packages(change)}
         assert got == {
             ("downgraded", "bsdutils", "1:2.38.1-5+deb12u3", "1:2.38.1-5+deb12u2"),
             ("upgraded", "jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3"),
@@ -302,7 +303,8 @@ class TestInventoryApplyDelta:
         )
         m.refresh_from_db()
         assert services.package_set_entries(m.package_set_id) == after
-        assert {c.name for c in PackageChange.objects.filter(machine=m)} == {"hello", "jq", "sl"}
+        (change,) = selectors.machine_history(machine=m)
+        assert {c.name for c in selectors.inventory_change_packages(change)} == {"hello", "jq", "sl"}
 
     def test_base_mismatch_and_wrong_result_change_nothing(self):
         m = machine_make(packages=BASE)
@@ -328,17 +330,38 @@ class TestInventoryApplyDelta:
 # -- garbage collection and the package cache ---------------------------------------------------------
 
 
-def test_unused_sets_and_chunks_are_collected():
+def test_unused_sets_and_chunks_are_collected_once_history_forgets_them(settings):
     m = machine_make(packages=BASE)
     first_set = m.package_set_id
     upgraded = entries(*[e for e in BASE if e[0] != "jq"], entry("jq", "1.6-2.1+deb12u3"))
     full(Machine.objects.get(pk=m.pk), upgraded)
     assert services.package_sets_collect()["sets"] == 0  # within the grace period
+    # the history row still names the first inventory: kept, and its changes still readable
+    assert services.package_sets_collect(grace=timedelta(0)) == {"history": 0, "sets": 0, "chunks": 0}
+    (change,) = selectors.machine_history(machine=m)
+    assert [(c.kind, c.name) for c in selectors.inventory_change_packages(change)] == [("upgraded", "jq")]
+    InventoryChange.objects.update(time=timezone.now() - timedelta(days=settings.UUS["inventory_history_days"] + 1))
     result = services.package_sets_collect(grace=timedelta(0))
-    assert result["sets"] == 1 and result["chunks"] == 1
+    assert result == {"history": 1, "sets": 1, "chunks": 1}
     assert not PackageSet.objects.filter(pk=first_set).exists()
     m.refresh_from_db()
     assert services.package_set_entries(m.package_set_id) == upgraded
+
+
+def test_a_fleet_upgrading_together_costs_one_history_row_per_machine():
+    """History is a row per inventory change, not per package: the package changes are the difference
+    of two stored sets, shared by every machine that made the same move."""
+    upgraded = entries(*[e for e in BASE if e[0] != "jq"], entry("jq", "1.6-2.1+deb12u3"))
+    fleet = [machine_make(f"web-{i}", packages=BASE) for i in range(5)]
+    for m in fleet:
+        full(Machine.objects.get(pk=m.pk), upgraded)
+    assert InventoryChange.objects.count() == 5
+    assert PackageSet.objects.count() == 2
+    for m in fleet:
+        (change,) = selectors.machine_history(machine=m)
+        assert [(c.name, c.old_version, c.new_version) for c in selectors.inventory_change_packages(change)] == [
+            ("jq", "1.6-2.1+deb12u2", "1.6-2.1+deb12u3")
+        ]
 
 
 def test_package_ids_resolve_existing_rows_and_add_missing_ones():
