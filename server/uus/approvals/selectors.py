@@ -195,19 +195,35 @@ class Update:
     priority_rank: int
     notices: list[str]
     state: str
+    pocket: str = ""
+
+    @property
+    def sort_key(self) -> bytes:
+        return version_key(self.version)
 
     @property
     def is_security(self) -> bool:
-        return bool(self.notices)
+        """A notice names it, or it comes from a security pocket (bookworm-security, jammy-security): the
+        archive publishes only security fixes there, with or without a notice the catalog knows."""
+        from uus.catalog.choices import Pocket
+
+        return bool(self.notices) or self.pocket == Pocket.SECURITY
 
 
-def _security(source: str, source_version_key: bytes, installed_min_key: bytes) -> tuple[str, int, list[str]]:
-    """Notices fixed by going from the oldest installed source version to this one."""
+def _security(
+    source: str, source_version_key: bytes, installed_min_key: bytes, releases: list[str]
+) -> tuple[str, int, list[str]]:
+    """Notices fixed by going from the oldest installed source version to this one, on the machines'
+    releases (an Ubuntu notice says nothing about a Debian machine's package of the same name)."""
     from uus.catalog.models import AffectedPackage
 
     rows = (
         AffectedPackage.objects.filter(
-            source=source, fixed_key__lte=source_version_key, fixed_key__gt=installed_min_key, is_pro=False
+            source=source,
+            release__in=releases,
+            fixed_key__lte=source_version_key,
+            fixed_key__gt=installed_min_key,
+            is_pro=False,
         )
         .select_related("notice")
         .order_by("-notice__priority_rank")
@@ -238,14 +254,21 @@ def updates_pending(
     qs = ArchivePackage.objects.filter(Exists(older))
     if name:
         qs = qs.filter(name=name)
-    rows = qs.values_list("name", "version", "version_key", "source", "source_version", "source_version_key").distinct()
+    rows = qs.values_list(
+        "name", "version", "version_key", "source", "source_version", "source_version_key", "index__pocket"
+    ).distinct()
     decisions = {(a.name, a.version): a.state for a in Approval.objects.filter(ring=ring)}
-    seen: set[tuple[str, str]] = set()
+    releases = sorted(set(machines.values_list("release", flat=True).distinct()))
+    from uus.catalog.choices import Pocket
+
+    # one row per version; a version in several indexes is a security update if one is a security pocket
+    by_version: dict[tuple[str, str], tuple] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in by_version or row[6] == Pocket.SECURITY:
+            by_version[key] = row
     out: list[Update] = []
-    for n, v, _key, src, src_v, src_key in rows:
-        if (n, v) in seen:
-            continue
-        seen.add((n, v))
+    for n, v, _key, src, src_v, src_key, pocket in by_version.values():
         decision = decisions.get((n, v), PENDING)
         if state and decision != state:
             continue
@@ -254,9 +277,10 @@ def updates_pending(
         if not count:
             continue
         min_src = olders.order_by("source_version_key").values_list("source_version_key", flat=True).first()
-        priority, rank, notices = _security(src, bytes(src_key), bytes(min_src or b""))
-        out.append(Update(n, v, src, src_v, count, priority, rank, notices, decision))
-    out.sort(key=lambda u: (-u.priority_rank, -len(u.notices), -u.machines, u.name, version_key(u.version)))
+        priority, rank, notices = _security(src, bytes(src_key), bytes(min_src or b""), releases)
+        out.append(Update(n, v, src, src_v, count, priority, rank, notices, decision, pocket))
+    # by priority, then security before regular, then machines affected
+    out.sort(key=lambda u: (-u.priority_rank, not u.is_security, -len(u.notices), -u.machines, u.name, u.sort_key))
     return out
 
 

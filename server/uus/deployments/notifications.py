@@ -1,14 +1,18 @@
-"""Notifications (e-mail through Django's mail, and a JSON webhook) on halted deployments and failed jobs.
+"""Notifications (e-mail over SMTP through Django's mail, and a JSON webhook) on new security updates of
+a priority or above, halted deployments and failed jobs.
 
-Configured by the settings keys `notify_emails` (a list of addresses) and `notify_webhook` (a URL), read
-from `settings.UUS`; with neither set nothing is sent. Sending happens after the change commits, and a
-failure to notify is logged and never undoes the change.
+Configured by the settings keys `notify_emails` (a list of addresses), `notify_webhook` (a URL),
+`notify_min_priority` and `smtp_*`, read from `settings.UUS`; with neither target set nothing is sent.
+Sending happens after the change commits, and a failure to notify is logged and never undoes the
+change. The webhook URL is logged by scheme and host only: hook URLs often carry their secret in the
+path or query.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 import urllib.request
 
 from django.conf import settings
@@ -25,13 +29,27 @@ def _targets() -> tuple[list[str], str]:
     return list(emails), str(conf.get("notify_webhook") or "").strip()
 
 
+def _text(message: str, data: dict) -> str:
+    """The e-mail body: the message, one line per field or update, and the webhook's JSON for tools."""
+    lines = [message, ""]
+    for key, value in data.items():
+        if key == "updates":
+            for u in value:
+                notices = ", ".join(u["notices"]) or "security pocket"
+                priority = u["priority"] or "-"
+                lines.append(f"  {u['package']} {u['version']}  {priority}  {notices}  {u['machines']} machines")
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join([*lines, "", json.dumps(data, indent=2, default=str), ""])
+
+
 def _send(event: str, message: str, data: dict) -> None:
     emails, webhook = _targets()
     if emails:
         from django.core.mail import send_mail
 
         try:
-            send_mail(f"[UUS] {message}", json.dumps(data, indent=2, default=str), None, emails)
+            send_mail(f"[UUS] {message}", _text(message, data), None, emails)
         except Exception:
             log.exception("could not e-mail the %s notification", event)
     if webhook:
@@ -39,8 +57,13 @@ def _send(event: str, message: str, data: dict) -> None:
         req = urllib.request.Request(webhook, data=body, headers={"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(req, timeout=5).close()
-        except Exception:
-            log.exception("could not post the %s notification to %s", event, webhook)
+        except Exception as exc:
+            log.error("could not post the %s notification to %s: %s", event, _shown(webhook), type(exc).__name__)
+
+
+def _shown(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if parts.port else ''}/..."
 
 
 def notify(event: str, message: str, **data) -> None:
