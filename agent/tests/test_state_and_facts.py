@@ -151,7 +151,7 @@ def test_config_precedence_cli_over_file_over_defaults(tmp_path: Path) -> None:
 
 
 def test_example_config_lists_every_option() -> None:
-    example = Path(__file__).resolve().parents[1] / "agent.conf.example"
+    example = Path(__file__).resolve().parents[1] / "uus_agent" / "packaging" / "agent.conf"
     raw = config.read_file(str(example), required=True)
     assert set(raw) == set(config.OPTIONS)
     config.load({}, str(example))  # and every value in it parses

@@ -13,7 +13,7 @@ import pytest
 
 from uus_agent import cli, config
 
-UNIT = Path(__file__).resolve().parents[1] / "debian" / "uus-agent.service"
+UNIT = Path(__file__).resolve().parents[1] / "uus_agent" / "packaging" / "uus-agent.service"
 
 
 def unit() -> configparser.ConfigParser:

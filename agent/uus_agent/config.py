@@ -1,7 +1,8 @@
 """Agent settings: command line > /etc/uus-agent/agent.conf ([agent] section) > defaults.
 
-Every key is listed in agent.conf.example; a key the agent does not know stops it with a message
-naming the key, so a typo never silently falls back to a default.
+Every key is listed in packaging/agent.conf (installed as /etc/uus-agent/agent.conf); a key the
+agent does not know stops it with a message naming the key, so a typo never silently falls back to
+a default.
 """
 
 from __future__ import annotations
