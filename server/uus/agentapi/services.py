@@ -9,8 +9,10 @@ Hooks for later work, called inside the check-in's transaction:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -112,19 +114,20 @@ def check_clock(env: Envelope) -> None:
         )
 
 
-def message_remember(env: Envelope, machine_pk: int | None) -> None:
+def message_key(message_id: str) -> int:
+    """The AgentMessage key of a message id: 64 bits of its BLAKE2b hash, as a signed integer."""
+    digest = hashlib.blake2b(uuid.UUID(message_id).bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def message_remember(env: Envelope) -> None:
     """Record a message id in the current transaction; a second request with it is a replay."""
-    opts = AgentMessage._meta
-    params = [
-        opts.get_field("message_id").get_db_prep_value(uuid.UUID(env.message_id), connection),
-        machine_pk,
-        opts.get_field("received").get_db_prep_value(timezone.now(), connection),
-    ]
-    with connection.cursor() as cur:  # one statement, no savepoint: the unique index decides
+    q = connection.ops.quote_name
+    with connection.cursor() as cur:  # one statement, no savepoint: the primary key decides
         cur.execute(
-            f"INSERT INTO {opts.db_table} (message_id, machine_id, received) VALUES (%s, %s, %s) "
-            "ON CONFLICT (message_id) DO NOTHING",
-            params,
+            f"INSERT INTO {q(AgentMessage._meta.db_table)} ({q('id')}, {q('received')}) VALUES (%s, %s) "
+            f"ON CONFLICT ({q('id')}) DO NOTHING",
+            [message_key(env.message_id), int(time.time())],
         )
         if cur.rowcount == 0:
             raise Replayed(
@@ -134,7 +137,7 @@ def message_remember(env: Envelope, machine_pk: int | None) -> None:
 
 
 def agent_messages_prune(*, older_than: timedelta = MESSAGE_MEMORY) -> int:
-    n, _ = AgentMessage.objects.filter(received__lt=timezone.now() - older_than).delete()
+    n, _ = AgentMessage.objects.filter(received__lt=int(time.time() - older_than.total_seconds())).delete()
     return n
 
 
@@ -144,7 +147,7 @@ def agent_messages_prune(*, older_than: timedelta = MESSAGE_MEMORY) -> int:
 def agent_register(req: RegisterRequest) -> dict:
     check_clock(req.envelope)
     with transaction.atomic():
-        message_remember(req.envelope, None)
+        message_remember(req.envelope)
         creds = inventory.machine_register(token=req.token, facts=req.facts, agent_version=req.envelope.agent_version)
     return {
         "machine": str(creds.machine.uuid),
@@ -161,7 +164,7 @@ def agent_check_in(machine: Machine, req: CheckInRequest) -> dict:
     try:
         with transaction.atomic():
             locked = inventory.machine_lock(machine.pk)
-            message_remember(req.envelope, locked.pk)
+            message_remember(req.envelope)
             outcome = inventory.machine_check_in(
                 machine=locked,
                 exchange_token=req.exchange_token,
@@ -190,7 +193,7 @@ def agent_inventory(machine: Machine, req: InventoryRequest) -> dict:
     check_clock(req.envelope)
     with transaction.atomic():
         locked = inventory.machine_lock(machine.pk)
-        message_remember(req.envelope, locked.pk)
+        message_remember(req.envelope)
         if req.kind == "full":
             inventory.inventory_apply_full(machine=locked, inventory_hash=req.inventory_hash, entries=req.packages)
         else:

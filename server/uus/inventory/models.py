@@ -175,11 +175,12 @@ class Machine(TimeStampedModel):
         EnrollmentToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="machines"
     )
 
-    # Credentials: `Authorization: Machine <client_id>:<secret>`. Only sha256 hashes are stored.
+    # Credentials: `Authorization: Machine <client_id>:<secret>`. Only hashes are stored
+    # (services.credential_hash: 128 bits of SHA-256).
     client_id = models.CharField(max_length=64, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    exchange_token_hash = models.CharField(max_length=64, blank=True, default="")
-    previous_exchange_token_hash = models.CharField(max_length=64, blank=True, default="")
+    secret_hash = models.CharField(max_length=32)
+    exchange_token_hash = models.CharField(max_length=32, blank=True, default="")
+    previous_exchange_token_hash = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["hostname", "id"]

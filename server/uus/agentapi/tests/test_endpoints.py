@@ -327,7 +327,7 @@ def test_replayed_register_is_refused(agent, enroll_key):
 
 def test_message_ids_are_forgotten_after_the_clock_window(registered):
     registered.check_in(pk.inventory_hash(BASE))
-    AgentMessage.objects.update(received=timezone.now() - timedelta(hours=2))
+    AgentMessage.objects.update(received=int((timezone.now() - timedelta(hours=2)).timestamp()))
     assert agent_messages_prune() == 2 and not AgentMessage.objects.exists()
 
 

@@ -80,7 +80,7 @@ class TestMachineRegister:
             "bookworm",
             "paris-web",
         )
-        assert creds.secret not in (m.secret_hash, m.exchange_token_hash) and len(m.secret_hash) == 64
+        assert creds.secret not in (m.secret_hash, m.exchange_token_hash) and len(m.secret_hash) == 32
         assert services.machine_authenticate(client_id=creds.client_id, secret=creds.secret).pk == m.pk
         assert EnrollmentToken.objects.get().uses == 1
 
