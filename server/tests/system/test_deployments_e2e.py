@@ -60,7 +60,7 @@ def ok(r: subprocess.CompletedProcess) -> str:
     return r.stdout
 
 
-def apt_by_hand(root: Path, state: Path, *args: str) -> str:
+def apt_by_hand(root: Path, state: Path, *args: str, check: bool = True) -> str:
     """apt-get run by an administrator on the machine (through the agent's own apt wrapper, which
     only adds the options a test root needs)."""
     code = (
@@ -71,7 +71,7 @@ def apt_by_hand(root: Path, state: Path, *args: str) -> str:
     r = subprocess.run(
         [str(exe), "-c", code, str(root), str(state), *args], capture_output=True, text=True, timeout=300
     )
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0 or not check, r.stdout + r.stderr
     return r.stdout
 
 
@@ -137,10 +137,19 @@ def run_scenario(server: ServeProcess, tmp_path: Path) -> None:
     def jq(h):
         return version_of(machines[h][1], "jq")
 
-    # 1. approved for test (and declined for pilot): a deployment to ring:test reaches t1 and t2 only
+    # 1. the fix is a pending security update for test (it comes from bookworm-security); approved for
+    # test from that list (and declined for pilot), a deployment to ring:test reaches t1 and t2 only
+    pending = json.loads(ok(server.cli("updates", "list", "--ring", "test", "--kind", "security", "--json")))
+    assert [(u["package"], u["version"], u["pocket"], u["machines"], u["state"]) for u in pending] == [
+        ("jq", NEW, "security", 2, "pending"),
+        ("libjq1", NEW, "security", 2, "pending"),
+    ]
+    approved = json.loads(
+        ok(server.cli("approvals", "bulk", "test", "approved", "--pending", "--kind", "security", "--json"))
+    )
+    assert sorted((a["package"], a["version"]) for a in approved) == [("jq", NEW), ("libjq1", NEW)]
     for pkg in ("jq", "libjq1"):
-        ok(server.cli("approvals", "set", "test", pkg, NEW, "approved"))
-        ok(server.cli("approvals", "set", "pilot", pkg, NEW, "declined"))
+        ok(server.cli("approvals", "set", "pilot", pkg, NEW, "declined", "--comment", "breaks our reports"))
     dep = json.loads(ok(server.cli("deployments", "create", "--target", "ring:test", "--json")))
     end = time.monotonic() + 90
     while time.monotonic() < end and not (jq("t1") == jq("t2") == NEW):
@@ -150,11 +159,20 @@ def run_scenario(server: ServeProcess, tmp_path: Path) -> None:
     assert (jq("t1"), jq("t2"), jq("p1"), jq("x1")) == (NEW, NEW, OLD, OLD), (shown, server.cli("jobs", "list").stdout)
     assert shown["state"] == "completed" and shown["counts"]["succeeded"] == 2
 
-    # 2. declined for pilot: not offered even to apt-get upgrade run by hand on x1
+    # 2. declined for pilot: never installed there, by no deployment and not by hand. The pilot
+    # repository x1 uses does not list the version: apt-get upgrade run by hand leaves jq as it is,
+    # and asking apt for that version by name fails.
     state, root = machines["x1"]
+    assert "repo/pilot" in (root / "etc/apt/sources.list.d/uus.list").read_text()
     apt_by_hand(root, state, "update")
     apt_by_hand(root, state, "upgrade")
     assert jq("x1") == OLD
+    refused = apt_by_hand(root, state, "install", f"jq={NEW}", check=False)
+    assert f"Version '{NEW}' for 'jq' was not found" in refused and jq("x1") == OLD
+    r = server.cli("deployments", "create", "--target", "machine:x1", "--action", "install", "--package", f"jq={NEW}")
+    assert r.returncode == 1 and "is declined for ring 'pilot' (breaks our reports)" in r.stderr
+    pilot = json.loads(ok(server.cli("deployments", "create", "--target", "ring:pilot", "--json")))
+    assert [(j["machine"], j["state"]) for j in pilot["jobs"]] == [("x1", "skipped")]
 
     # 3. promotion: production approves what test approved; a deployment brings it to p1, not x1
     ok(server.cli("rings", "promote", "test", "--to", "production"))
@@ -178,6 +196,12 @@ def run_scenario(server: ServeProcess, tmp_path: Path) -> None:
 
     events = json.loads(ok(server.cli("audit", "list", "--action", "approval.", "--json")))
     assert {e["action"] for e in events} == {"approval.approved", "approval.declined"}
+    declines = [e for e in events if e["action"] == "approval.declined"]
+    assert {(e["target"], e["reason"], e["data"]["package"]) for e in declines} == {
+        ("ring:pilot", "breaks our reports", "jq"),
+        ("ring:pilot", "breaks our reports", "libjq1"),
+    }
+    assert all(e["actor_name"].startswith("cli:") and e["time"] for e in events)
 
 
 def test_rollback_returns_the_machines_to_their_previous_versions(server, tmp_path):
