@@ -82,6 +82,12 @@ def test_package_fields_and_contents(tmp_path: Path) -> None:
     assert owners == {"root/root"}
 
 
+def test_the_same_sources_build_the_same_bytes(tmp_path: Path) -> None:
+    a = Path(debpackage.build(str(tmp_path / "a")))
+    b = Path(debpackage.build(str(tmp_path / "b")))
+    assert a.read_bytes() == b.read_bytes()
+
+
 def test_install_run_upgrade_keep_the_admins_config_and_purge(
     tmp_path: Path, machine: Path
 ) -> None:

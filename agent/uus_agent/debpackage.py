@@ -100,6 +100,11 @@ License: GPL-3.0-or-later
 """
 
 
+# Every file's time and dpkg-deb's archive times: the same sources always give the same bytes, so a
+# server that builds the package again finds the one it already publishes (and apt sees no change).
+BUILD_EPOCH = 1700000000
+
+
 class BuildError(Exception):
     """dpkg-deb is missing or refused to build the package."""
 
@@ -160,14 +165,19 @@ def build(out_dir: str, version: str = __version__, dpkg_deb: Optional[str] = No
         _write(os.path.join(debian, "md5sums"), "".join(sorted(md5sums)))
         for script, text in (("postinst", POSTINST), ("prerm", PRERM), ("postrm", POSTRM)):
             _write(os.path.join(debian, script), text, 0o755)
+        for dirpath, dirs, names in os.walk(root):
+            for name in dirs + names:
+                os.utime(os.path.join(dirpath, name), (BUILD_EPOCH, BUILD_EPOCH))
         os.makedirs(out_dir, exist_ok=True)
         out = os.path.join(out_dir, deb_filename(version))
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(BUILD_EPOCH))
         try:
             r = subprocess.run(
                 [tool, "--root-owner-group", "--build", root, out],
                 capture_output=True,
                 text=True,
                 check=False,
+                env=env,
             )
         except OSError as e:
             raise BuildError("cannot run %s: %s" % (tool, e)) from e

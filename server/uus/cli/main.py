@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "uus.cli.machines",
     "uus.cli.catalog",
     "uus.cli.repos",
+    "uus.cli.agent",
     "uus.cli.exposure",
     "uus.cli.directory",
     "uus.cli.approvals",

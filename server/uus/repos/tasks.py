@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uus.jobs.registry import job
 
-from . import services
+from . import agent_package, services
 
 
 @job("Publish a ring's repository")
@@ -38,3 +38,12 @@ def cache_maintain(ctx):
         "unreferenced pool file(s)"
     )
     return result
+
+
+@job("Publish the uus-agent package", every=24 * 3600, locks=("repos:agent-package",))
+def agent_package_publish(ctx):
+    """Machines install their agent from uus-local: build and store this server's agent version
+    once (a no-op while it is stored)."""
+    row, created = agent_package.agent_package_publish()
+    ctx.log(f"{'published' if created else 'already published:'} {row.name} {row.version} ({row.sha256[:16]})")
+    return {"package": row.name, "version": row.version, "created": created}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
@@ -20,6 +21,7 @@ from uus.inventory.models import EnrollmentToken
 from uus.jobs import services as job_services
 from uus.jobs.models import Job
 from uus.jobs.tasks import selftest
+from uus.repos.agent_package import agent_package_current
 
 from .charts import bar_chart
 from .decorators import role_required
@@ -147,7 +149,17 @@ def enrollment(request):
             except UusError as exc:
                 form.add_error(None, exc.message)
     tokens = EnrollmentToken.objects.order_by("-created")[:200]
-    return render(request, "web/enrollment.html", {"form": form, "tokens": tokens, "new_key": new_key})
+    return render(
+        request,
+        "web/enrollment.html",
+        {
+            "form": form,
+            "tokens": tokens,
+            "new_key": new_key,
+            "server_url": settings.UUS["base_url"].rstrip("/") or request.build_absolute_uri("/").rstrip("/"),
+            "agent_package": agent_package_current(),
+        },
+    )
 
 
 @role_required("admin")

@@ -76,6 +76,21 @@ def test_admin_creates_an_enrollment_token_shown_once(admin_user):
     assert "shown once" not in page
 
 
+@pytest.mark.system
+def test_enrollment_page_tells_how_to_install_the_published_agent(auditor_user, settings):
+    from uus.repos.agent_package import agent_package_publish
+
+    settings.UUS = {**settings.UUS, "base_url": "https://uus.example.org"}
+    c = _login(auditor_user)
+    assert "not published yet" in c.get("/enrollment/").content.decode()
+    row, created = agent_package_publish()
+    assert created and row.name == "uus-agent"
+    page = c.get("/enrollment/").content.decode()
+    assert f"uus-agent {row.version}" in page
+    assert "https://uus.example.org/repo/production uus-local main" in page
+    assert "apt-get install uus-agent" in page
+
+
 def test_job_page_and_its_live_fragment(auditor_user):
     from uus.jobs.services import dispatch
 
