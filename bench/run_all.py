@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 # area -> (script, arguments, whether it reads the real data directory)
 BENCHMARKS: dict[str, tuple[str, list[str], bool]] = {
     "catalog": ("catalog/bench_catalog.py", ["--notices", "3000"], True),
-    "fleet": ("fleet/run.py", ["--machines", "10000"], False),
+    "fleet": ("fleet/matrix.py", [], True),  # 10k and 100k machines, SQLite and PostgreSQL
     "exposure": ("exposure/bench_exposure.py", [], True),
     "repos": ("repos/bench_repos.py", [], True),
     "deployments": ("deployments/bench_deployments.py", [], False),
