@@ -18,7 +18,7 @@ from uus.core.debversion import version_key
 
 from .choices import ApprovalState, GroupKind
 from .exceptions import GroupNotFound, RingNotFound, RuleNotFound
-from .models import Approval, ApprovalRule, MachineGroup, RetainedVersion, Ring
+from .models import Approval, ApprovalRule, MachineGroup, RetainedVersion, Ring, RingMembership
 
 DEFAULT_RING = "production"
 PENDING = "pending"  # no decision recorded
@@ -50,8 +50,19 @@ def default_ring() -> Ring:
 
 
 def ring_of(machine) -> Ring:
-    ring = Ring.objects.filter(memberships__machine=machine).first()
-    return ring or default_ring()
+    """The machine's ring: its membership's, else `production`. One indexed statement, written out
+    because it runs at check-ins (the ORM spent four times as long compiling it as SQLite running it)."""
+    from django.db import connection
+
+    q = connection.ops.quote_name
+    rings, members = q(Ring._meta.db_table), q(RingMembership._meta.db_table)
+    sql = (
+        f"SELECT * FROM {rings} WHERE {q('id')} = COALESCE("
+        f"(SELECT {q('ring_id')} FROM {members} WHERE {q('machine_id')} = %s), "
+        f"(SELECT {q('id')} FROM {rings} WHERE {q('name')} = %s))"
+    )
+    found = list(Ring.objects.raw(sql, [machine.pk, DEFAULT_RING]))
+    return found[0] if found else default_ring()
 
 
 def ring_machines(ring: Ring) -> QuerySet:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("updates/decide/", views.update_decide, name="update_decide"),
     path("rings/", views.ring_board, name="ring_board"),
     path("rings/create/", views.ring_create, name="ring_create"),
+    path("rings/<slug:name>/members/", views.ring_members, name="ring_members"),
     path("rings/<slug:name>/promote/", views.ring_promote, name="ring_promote"),
     path("approval-rules/", views.rule_list, name="rule_list"),
     path("approval-rules/create/", views.rule_create, name="rule_create"),

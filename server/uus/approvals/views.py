@@ -15,6 +15,7 @@ from uus.web.forms import form_submit
 
 from . import selectors, services
 from .choices import ApprovalState
+from .exceptions import ApprovalInvalid
 from .forms import ApprovalRuleForm, BulkDecisionForm, MachineGroupForm, RingForm
 
 
@@ -137,6 +138,31 @@ def ring_promote(request, name):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{len(out)} versions promoted from {from_ring.name} to {to_ring.name}.")
+    return redirect("approvals:ring_board")
+
+
+@role_required("operator")
+@require_POST
+def ring_members(request, name):
+    """Move the machines named (hostnames, spaces between) into this ring: all of them or none."""
+    from django.db import transaction
+
+    from uus.inventory.selectors import machine_get
+
+    hostnames = request.POST.get("machines", "").replace(",", " ").split()
+    try:
+        ring = selectors.ring_get(name)
+        if not hostnames:
+            raise ApprovalInvalid("name at least one machine to move")
+        with transaction.atomic():
+            for h in hostnames:
+                services.machine_set_ring(
+                    machine=machine_get(ident=h), ring=ring, user=request.user, reason=request.POST.get("reason", "")
+                )
+    except UusError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{len(hostnames)} machines moved to ring {ring.name}.")
     return redirect("approvals:ring_board")
 
 

@@ -68,3 +68,27 @@ class DeploymentForm(forms.Form):
             "failure_threshold": d.get("failure_threshold"),
             "comment": d.get("comment") or "",
         }
+
+
+class WindowForm(forms.Form):
+    """A weekly maintenance window: the fields of `window_create`."""
+
+    name = forms.SlugField(max_length=64)
+    weekdays = forms.TypedMultipleChoiceField(
+        coerce=int,
+        choices=[(i, d) for i, d in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    start = forms.TimeField(help_text="time of day, e.g. 22:00")
+    duration_minutes = forms.IntegerField(min_value=1, max_value=7 * 24 * 60, initial=120)
+    timezone = forms.CharField(max_length=64, initial="UTC", help_text="e.g. Europe/Berlin, or machine")
+
+    def service_kwargs(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "name": d["name"],
+            "weekdays": d["weekdays"],
+            "start": d["start"],
+            "duration_minutes": d["duration_minutes"],
+            "tz": d["timezone"].strip(),
+        }

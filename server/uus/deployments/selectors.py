@@ -83,7 +83,12 @@ NEEDS_CURRENT_REPOSITORY = ("apt_install", "apt_upgrade")
 def ring_repository_is_current(ring) -> bool:
     """Whether the ring's APT repository shows every approval decision made so far: published after the
     last change and no publish of it queued or running. Jobs that install are held until then, or
-    apt would not find the version a job names (the publish runs in the background)."""
+    apt would not find the version a job names (the publish runs in the background). Two short
+    statements written out: this runs at every check-in that carries an install job."""
+    import json
+
+    from django.db import connection
+
     try:
         from uus.repos import tasks as repo_tasks
         from uus.repos.models import RingRepository
@@ -93,16 +98,24 @@ def ring_repository_is_current(ring) -> bool:
     from uus.jobs.choices import JobState
     from uus.jobs.models import Job
 
-    busy = Job.objects.filter(
-        name=repo_tasks.repo_publish.job_name, state__in=(JobState.QUEUED, JobState.RUNNING), kwargs__ring=ring.name
-    )
-    if busy.exists():
-        return False
-    published = RingRepository.objects.filter(ring=ring).values_list("last_published", flat=True).first()
-    if published is None:  # never published and none queued: nothing will change by waiting
-        return True
-    last_change = Approval.objects.filter(ring=ring).order_by("-updated").values_list("updated", flat=True).first()
-    return last_change is None or last_change <= published
+    q = connection.ops.quote_name
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {q('kwargs')} FROM {q(Job._meta.db_table)} WHERE {q('name')} = %s AND {q('state')} IN (%s, %s)",
+            [repo_tasks.repo_publish.job_name, JobState.QUEUED, JobState.RUNNING],
+        )
+        for (kwargs,) in cur.fetchall():
+            if (json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}).get("ring") == ring.name:
+                return False  # a publish of this ring is queued or running
+        cur.execute(
+            f"SELECT (SELECT {q('last_published')} FROM {q(RingRepository._meta.db_table)} WHERE {q('ring_id')} = %s), "
+            f"EXISTS (SELECT 1 FROM {q(Approval._meta.db_table)} WHERE {q('ring_id')} = %s AND {q('updated')} > "
+            f"(SELECT {q('last_published')} FROM {q(RingRepository._meta.db_table)} WHERE {q('ring_id')} = %s))",
+            [ring.pk, ring.pk, ring.pk],
+        )
+        published, changed_since = cur.fetchone()
+    # never published and none queued: nothing will change by waiting
+    return published is None or not changed_since
 
 
 def window_list() -> QuerySet[MaintenanceWindow]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
+from django.db.models import Q, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -438,14 +439,16 @@ def jobs_for_machine(machine) -> list[dict]:
         jobs = [j for j in jobs if j.type not in selectors.NEEDS_CURRENT_REPOSITORY]
     if not jobs:
         return []
-    first = [j.pk for j in jobs if j.state == MachineJobState.QUEUED]
-    if first:
-        MachineJob.objects.filter(pk__in=first, state=MachineJobState.QUEUED).update(
-            state=MachineJobState.DELIVERED, delivered_at=now, updated=now
-        )
-    from django.db.models import F
+    from django.db.models import Case, F, When
 
-    MachineJob.objects.filter(pk__in=[j.pk for j in jobs]).update(delivery_count=F("delivery_count") + 1, updated=now)
+    # one UPDATE: queued jobs become delivered (now), every job counts one more delivery
+    first = Q(state=MachineJobState.QUEUED)
+    MachineJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
+        state=Case(When(first, then=Value(MachineJobState.DELIVERED)), default=F("state")),
+        delivered_at=Case(When(first, then=Value(now)), default=F("delivered_at")),
+        delivery_count=F("delivery_count") + 1,
+        updated=now,
+    )
     return [
         {
             "id": str(j.pk),

@@ -15,17 +15,34 @@ from uus.web.forms import form_submit
 
 from . import selectors, services
 from .choices import ACTIVE_DEPLOYMENT_STATES, OPEN_JOB_STATES
-from .forms import DeploymentForm
+from .forms import DeploymentForm, WindowForm
 from .models import MachineJob
+
+
+def _list_page(request, *, form=None, window_form=None, status=200):
+    page = Paginator(selectors.deployment_list(state=request.GET.get("state", "")), 50).get_page(
+        request.GET.get("page")
+    )
+    if request.user.has_role("operator"):
+        form, window_form = form or DeploymentForm(), window_form or WindowForm()
+    ctx = {"page": page, "form": form, "window_form": window_form, "windows": selectors.window_list()}
+    return render(request, "deployments/deployment_list.html", ctx, status=status)
 
 
 @login_required
 def deployment_list(request):
-    page = Paginator(selectors.deployment_list(state=request.GET.get("state", "")), 50).get_page(
-        request.GET.get("page")
-    )
-    form = DeploymentForm() if request.user.has_role("operator") else None
-    return render(request, "deployments/deployment_list.html", {"page": page, "form": form})
+    return _list_page(request)
+
+
+@role_required("operator")
+@require_POST
+def window_create(request):
+    form = WindowForm(request.POST)
+    window = form_submit(form, lambda: services.window_create(**form.service_kwargs(), user=request.user))
+    if window is None:
+        return _list_page(request, window_form=form, status=400)
+    messages.success(request, f"maintenance window {window.name} created")
+    return redirect("deployments:deployment_list")
 
 
 @role_required("operator")
@@ -34,8 +51,7 @@ def deployment_create(request):
     form = DeploymentForm(request.POST)
     deployment = form_submit(form, lambda: services.deployment_create(**form.service_kwargs(), user=request.user))
     if deployment is None:
-        page = Paginator(selectors.deployment_list(), 50).get_page(1)
-        return render(request, "deployments/deployment_list.html", {"page": page, "form": form}, status=400)
+        return _list_page(request, form=form, status=400)
     messages.success(request, f"deployment {deployment.pk} created for {deployment.target}")
     return redirect("deployments:deployment_detail", deployment.pk)
 

@@ -11,6 +11,7 @@ from uus.approvals import services as approval_services
 from uus.approvals.models import Approval
 from uus.approvals.tests.factories import JQ_NEW, JQ_OLD, jq_archive, jq_notice, rings_make
 from uus.deployments import services
+from uus.inventory.models import Machine
 from uus.inventory.tests.factories import entries, entry, machine_make
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +184,34 @@ def test_progress_shows_each_machines_log_and_the_job_page_polls(fleet, operator
     assert "<summary>Setting up jq (1.6) ...</summary>" in fragment and "$ apt-get update" in fragment
     status = c.get(f"/deployments/jobs/{job.pk}/status/").content.decode()
     assert "data-done" in status and "succeeded" in status and "Setting up jq" in status
+
+
+def test_machines_move_rings_and_windows_are_made_on_the_pages(fleet, operator_user, auditor_user):
+    from uus.audit.models import AuditEvent
+    from uus.deployments.models import MaintenanceWindow
+
+    machine_make("p9", release="12")
+    c = logged_in(operator_user, csrf=True)
+    board = c.get("/rings/").content.decode()
+    assert 'action="/rings/test/members/"' in board
+    token = csrf_of(board)
+    r = c.post("/rings/test/members/", {"csrfmiddlewaretoken": token, "machines": "p9 ghost"}, follow=True)
+    assert "no machine named or numbered &#x27;ghost&#x27;" in r.content.decode()
+    assert approvals.ring_of(Machine.objects.get(hostname="p9")).name == "production"  # all or nothing
+    c.post("/rings/test/members/", {"csrfmiddlewaretoken": token, "machines": "p9", "reason": "canary"})
+    assert approvals.ring_of(Machine.objects.get(hostname="p9")).name == "test"
+    assert AuditEvent.objects.get(action="machine.set_ring", target="machine:p9").reason == "canary"
+
+    page = c.get("/deployments/").content.decode()
+    assert 'id="window-form"' in page and "No windows" in page
+    body = {"name": "nightly", "weekdays": ["0", "2"], "start": "22:00", "duration_minutes": "120"}
+    r = c.post("/deployments/windows/new/", {"csrfmiddlewaretoken": token, **body, "timezone": "Mars/Base"})
+    assert r.status_code == 400 and "is not a time zone name" in r.content.decode()
+    r = c.post("/deployments/windows/new/", {"csrfmiddlewaretoken": token, **body, "timezone": "Europe/Berlin"})
+    assert r.status_code == 302
+    w = MaintenanceWindow.objects.get()
+    assert (w.weekdays, str(w.start), w.timezone) == ([0, 2], "22:00:00", "Europe/Berlin")
+    assert 'id="window-nightly"' in c.get("/deployments/").content.decode()
+    a = logged_in(auditor_user)
+    assert a.post("/deployments/windows/new/", body).status_code == 403
+    assert a.post("/rings/test/members/", {"machines": "t1"}).status_code == 403
