@@ -77,7 +77,7 @@ def facts_digest(facts: dict) -> str:
     """A short digest of a facts object as sent (keys sorted), stored beside the machine's fields: a
     check-in whose facts hash to the stored digest has nothing to write but its token."""
     canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
 
 
 def _time_zone(facts: dict) -> str:
