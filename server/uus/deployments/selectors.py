@@ -66,7 +66,39 @@ def deployment_counts(deployment: Deployment) -> dict[str, int]:
 
 
 def deployment_jobs(deployment: Deployment) -> QuerySet[MachineJob]:
-    return MachineJob.objects.filter(deployment=deployment).select_related("machine").order_by("machine__hostname")
+    """Every job of a deployment, without the apt output (up to 64 KiB each; read one job for it)."""
+    return (
+        MachineJob.objects.filter(deployment=deployment)
+        .select_related("machine")
+        .defer("output")
+        .order_by("machine__hostname")
+    )
+
+
+PROGRESS_ROWS = 200
+LOG_TAIL = 2000
+
+
+def deployment_progress_jobs(deployment: Deployment, limit: int = PROGRESS_ROWS) -> list[MachineJob]:
+    """The rows the live deployment page shows (it is polled every second): failed jobs first, then those
+    running, then the rest by hostname, at most `limit`, each with only the end of its apt output
+    (`output_tail`), so that a 10,000-machine deployment costs the same poll as a small one."""
+    from django.db.models import Case, IntegerField, Value, When
+    from django.db.models.functions import Right
+
+    rank = Case(
+        When(state__in=FAILED_JOB_STATES, then=Value(0)),
+        When(state__in=DELIVERABLE, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return list(
+        MachineJob.objects.filter(deployment=deployment)
+        .select_related("machine")
+        .defer("output")
+        .annotate(rank=rank, output_tail=Right("output", LOG_TAIL))
+        .order_by("rank", "machine__hostname")[:limit]
+    )
 
 
 def machine_jobs(machine) -> QuerySet[MachineJob]:

@@ -60,7 +60,8 @@ def _progress_context(deployment) -> dict:
     return {
         "d": deployment,
         "counts": selectors.deployment_counts(deployment),
-        "jobs": selectors.deployment_jobs(deployment),
+        "jobs": selectors.deployment_progress_jobs(deployment),
+        "rows_limit": selectors.PROGRESS_ROWS,
         "is_live": deployment.state in ACTIVE_DEPLOYMENT_STATES,
     }
 

@@ -215,3 +215,23 @@ def test_machines_move_rings_and_windows_are_made_on_the_pages(fleet, operator_u
     a = logged_in(auditor_user)
     assert a.post("/deployments/windows/new/", body).status_code == 403
     assert a.post("/rings/test/members/", {"machines": "t1"}).status_code == 403
+
+
+def test_the_progress_table_of_a_large_deployment_is_bounded_failed_first(fleet, operator_user):
+    from uus.deployments import selectors
+
+    for i in range(5):
+        machine_make(f"z{i}", packages=JQ_MACHINE, release="12", os_id="debian")
+    d = services.deployment_create(target="ring:production", action="install", packages=["x"])
+    last = d.jobs.order_by("machine__hostname").last()
+    long_log = "E: Unable to locate package x\n" + "line\n" * 5000
+    services.job_results_record(
+        last.machine, [{"job_id": str(last.pk), "status": "failed", "error": "apt_failed", "output": long_log}]
+    )
+    rows = selectors.deployment_progress_jobs(d, limit=3)
+    assert rows[0].machine.hostname == last.machine.hostname and len(rows) == 3
+    assert len(rows[0].output_tail) == selectors.LOG_TAIL and "output" in rows[0].get_deferred_fields()
+    fragment = logged_in(operator_user).get(f"/deployments/{d.pk}/progress/").content.decode()
+    assert fragment.index(last.machine.hostname) < fragment.index(">z0<")  # the failed one first
+    assert "<summary>line</summary>" in fragment and "Unable to locate" not in fragment  # only the tail
+    assert f"machine-jobs/?deployment={d.pk}" not in fragment  # 5 machines < 200: no "more" note
