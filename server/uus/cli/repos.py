@@ -4,26 +4,54 @@
 from __future__ import annotations
 
 
+def _upload_paths(given: list[str]) -> list[str]:
+    """The files named, a directory standing for every .deb below it (sorted)."""
+    from pathlib import Path
+
+    from uus.cli.main import CliError
+
+    paths = []
+    for name in given:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*.deb") if p.is_file())
+            if not found:
+                raise CliError(f"no .deb files in {name}")
+            paths += found
+            continue
+        try:
+            open(path, "rb").close()
+        except OSError as exc:
+            raise CliError(f"cannot read {name}: {exc.strerror}") from exc
+        paths.append(name)
+    return paths
+
+
 def packages_upload(args) -> int:
-    """One file prints the stored package (as the API does); several print a list. Every file is
-    checked before it is stored; a refused one is reported and the others still go in."""
+    """One file prints the stored package (as the API does); several, or a directory, print a list.
+    Every file is checked before anything is stored; a refused one is reported and the others
+    still go in (one transaction, one publish queued). --publish publishes here and waits, as
+    `uus repos publish` does (every ring, or --ring's)."""
     import sys
 
     from uus.cli.main import CliError
     from uus.cli.output import print_json
     from uus.repos import services
-    from uus.repos.api.serializers import PrivatePackageSerializer
 
-    for path in args.files:
-        try:
-            open(path, "rb").close()
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(args.files) == 1:
-        row, created = services.package_upload(path=args.files[0])
-        outcomes = [services.UploadOutcome(path=args.files[0], package=row, created=created)]
+    paths = _upload_paths(args.files)
+    single = len(args.files) == 1 and len(paths) == 1 and paths[0] == args.files[0]
+    if args.ring and not args.publish:
+        raise CliError("--ring goes with --publish")
+    if args.ring:
+        services.ring_get(args.ring)  # a wrong name is refused before anything is stored
+    queue = not args.publish  # the rings published here need no queued job (the others get one below)
+    if single:  # a refusal is the command's error (stderr, exit 1), as for every other verb
+        (outcome,) = services.packages_upload_many(paths=paths, publish=queue, move=args.move)
+        if outcome.exception is not None:
+            raise outcome.exception
+        outcomes = [outcome]
     else:
-        outcomes = services.packages_upload_many(paths=args.files)
+        outcomes = services.packages_upload_many(paths=paths, publish=queue, move=args.move)
     rows, failed = [], 0
     for o in outcomes:
         if o.error:
@@ -34,9 +62,17 @@ def packages_upload(args) -> int:
         if not args.json:
             verb = "uploaded" if o.created else "already present:"
             print(f"{verb} {o.package.name} {o.package.version} ({o.package.architecture}) sha256 {o.package.sha256}")
+    if args.publish:
+        here = _ring_names(args.ring)
+        _publish_rings(here, quiet=args.json)
+        if any(o.created for o in outcomes):
+            for name in set(_ring_names("")) - set(here):
+                services.repos_publish_soon(name)
     if args.json:
+        from uus.repos.api.serializers import PrivatePackageSerializer  # DRF: only when printing JSON
+
         data = PrivatePackageSerializer(rows, many=True).data
-        print_json(data[0] if len(args.files) == 1 else data)
+        print_json(data[0] if single else data)
     return 1 if failed else 0
 
 
@@ -73,12 +109,18 @@ def packages_remove(args) -> int:
     return 0
 
 
-def repos_publish(args) -> int:
+def _ring_names(ring: str) -> list[str]:
     from uus.approvals.models import Ring
-    from uus.cli.output import print_json, run_job_with_progress
+    from uus.repos import services
+
+    return [services.ring_get(ring).name] if ring else list(Ring.objects.values_list("name", flat=True))
+
+
+def _publish_rings(names: list[str], *, quiet: bool) -> list[dict]:
+    """Publish rings here and now (as the job would), printing one line each unless quiet."""
+    from uus.cli.output import run_job_with_progress
     from uus.repos import services, tasks
 
-    names = [services.ring_get(args.ring).name] if args.ring else list(Ring.objects.values_list("name", flat=True))
     results = []
     for name in names:
         job = run_job_with_progress(
@@ -86,13 +128,20 @@ def repos_publish(args) -> int:
             kwargs={"ring": name},
             locks=[services.publish_lock(name)],
             title=f"Publish {name}",
-            quiet=args.json,
+            quiet=quiet,
         )
         results.append(job.result)
-        if not args.json:
+        if not quiet:
             r = job.result
             suites = ", ".join(f"{s['suite']} ({s['packages']})" for s in r["suites"])
             print(f"{name}: published {r['packages']} packages: {suites}")
+    return results
+
+
+def repos_publish(args) -> int:
+    from uus.cli.output import print_json
+
+    results = _publish_rings(_ring_names(args.ring), quiet=args.json)
     if args.json:
         print_json(results)
     return 0
@@ -154,7 +203,17 @@ def register(sub) -> None:
     psub = pkgs.add_subparsers(dest="verb", metavar="VERB")
     psub.required = True
     p = psub.add_parser("upload", help="upload .deb files, each validated as dpkg would")
-    p.add_argument("files", nargs="+", metavar="FILE.deb", help="the .deb file(s)")
+    p.add_argument("files", nargs="+", metavar="FILE.deb", help="the .deb file(s), or directories of them")
+    p.add_argument(
+        "--publish", action="store_true", help="then publish every ring now and wait (instead of queueing a publish)"
+    )
+    p.add_argument("--ring", default="", help="with --publish: publish only this ring now (the others are queued)")
+    p.add_argument(
+        "--move",
+        action="store_true",
+        help="hand the files over: hard-linked into the pool where possible and removed once stored (refused"
+        " ones stay); do not write them any more",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=packages_upload)
     p = psub.add_parser("list", help="list private packages")

@@ -16,20 +16,25 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
 from uus.core.exceptions import UusError
 
-from .debfile import DebInfo, inspect_deb, valid_architecture, valid_package_name, version_problem
+from .debfile import DebInfo, inspect_deb, read_deb, valid_architecture, valid_package_name, version_problem
 
 __all__ = [
     "PoolError",
     "ingest_deb",
     "pool_file",
     "pool_path_for",
+    "pool_place",
     "pool_relpath",
+    "stage_checked",
+    "stage_upload",
     "store_file",
+    "sync_files",
 ]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -99,6 +104,109 @@ def store_file(pool_root: str | os.PathLike, src_path: str | os.PathLike, sha256
             pass
         raise
     return rel
+
+
+def stage_upload(
+    staged: Path, src_path: str | os.PathLike, data: bytes | None, sha256: str, *, link: bool = False
+) -> Path:
+    """Put an upload into the staging directory: ``data`` when the check read the file whole
+    (exactly the bytes checked), else a copy of ``src_path`` hashed on the way and refused unless
+    it is ``sha256``. The staging directory is in the pool's file system, so placing is a rename.
+
+    ``link=True`` is for files handed over (``uus packages upload --move``): a hard link instead of
+    a copy when the file is on the same file system and has no other name, then checked to hold
+    the bytes that were checked. A new file costs the disk far more than a new name (0.02 to 0.3 ms
+    against 0.01 here), and the file is the pool's alone once the caller removes the old name.
+    """
+    if link and _link_checked(staged, src_path, data, sha256):
+        return staged
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if data is not None:
+                out.write(data)
+                return staged
+            digest = hashlib.sha256()
+            with open(src_path, "rb") as src:
+                while chunk := src.read(1024 * 1024):
+                    digest.update(chunk)
+                    out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise PoolError("the file changed while it was being read: not stored")
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def _link_checked(staged: Path, src_path: str | os.PathLike, data: bytes | None, sha256: str) -> bool:
+    """Hard-link ``src_path`` as ``staged`` if it is then exactly the checked bytes and has no third
+    name (which could still be written through); False (nothing left) when a copy must do."""
+    try:
+        os.link(src_path, staged, follow_symlinks=False)
+    except OSError:  # another file system, or links not allowed here
+        return False
+    try:
+        st = os.stat(staged, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 2:
+            raise PoolError("not a file of its own")
+        with open(staged, "rb") as f:
+            if data is not None:
+                same = f.read(len(data) + 1) == data
+            else:
+                digest = hashlib.sha256()
+                while chunk := f.read(1024 * 1024):
+                    digest.update(chunk)
+                same = digest.hexdigest() == sha256
+        if not same:
+            raise PoolError("the file changed while it was being read")
+        os.chmod(staged, 0o644)
+    except (OSError, PoolError):
+        staged.unlink(missing_ok=True)
+        return False  # the copy checks the bytes again and says what is wrong
+    return True
+
+
+def stage_checked(job: tuple[str, str, int, bool]) -> tuple[DebInfo | None, UusError | None]:
+    """One upload of a batch: our own checks (:func:`debfile.read_deb`), then the checked bytes
+    staged at ``staged`` (hard-linked with ``link``). Returns (info, None), or (None, why it was
+    refused): made to run in a pool of processes, which is why a refusal is returned, not raised."""
+    path, staged, max_bytes, link = job
+    try:
+        info, data = read_deb(path, max_bytes)
+        stage_upload(Path(staged), path, data, info.sha256, link=link)
+    except UusError as exc:
+        return None, exc
+    return info, None
+
+
+def pool_place(pool_root: str | os.PathLike, staged: Path, sha256: str) -> Path:
+    """Move a staged file into the pool under its hash: one rename, which also serves when the pool
+    holds that content already (the same bytes replace the same bytes, atomically for readers).
+    Not synced: the caller syncs what it placed (:func:`sync_files`) before anything names it."""
+    final = Path(pool_root) / pool_relpath(sha256)
+    try:
+        os.rename(staged, final)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, final)
+    return final
+
+
+def sync_files(paths: list[Path]) -> None:
+    """Make placed files durable: an fsync each (and of their directories) for a few, one
+    ``os.sync()`` for many (an fsync per file was most of the cost of adding thousands)."""
+    if len(paths) > 16:
+        os.sync()
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in {p.parent for p in paths}:
+        _fsync_dir(directory)
 
 
 def ingest_deb(pool_root: str | os.PathLike, path: str | os.PathLike, max_bytes: int) -> tuple[DebInfo, str]:

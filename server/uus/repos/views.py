@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote
@@ -176,18 +175,14 @@ def package_upload(request):
     if not files:
         messages.error(request, "choose a .deb file to upload")
         return redirect("repos:package_list")
-    for f in files:
-        with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".deb", dir=services.data_dir()) as tmp:
-            for chunk in f.chunks():
-                tmp.write(chunk)
-            tmp.flush()
-            try:
-                row, created = services.package_upload(path=tmp.name, user=request.user)
-            except UusError as exc:
-                messages.error(request, f"{f.name}: {exc.message}")
-                continue
-        verb = "uploaded" if created else "already present:"
-        messages.success(request, f"{verb} {row.name} {row.version} ({row.architecture})")
+    with services.upload_spool(files) as paths:
+        outcomes = services.packages_upload_many(paths=paths, user=request.user)
+    for f, o in zip(files, outcomes, strict=True):
+        if o.error:
+            messages.error(request, f"{f.name}: {o.error}")
+            continue
+        verb = "uploaded" if o.created else "already present:"
+        messages.success(request, f"{verb} {o.package.name} {o.package.version} ({o.package.architecture})")
     return redirect("repos:package_list")
 
 

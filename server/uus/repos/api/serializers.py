@@ -44,6 +44,21 @@ class PackageUploadSerializer(serializers.Serializer):
         return attrs
 
 
+class UploadErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class PackageUploadResultSerializer(serializers.Serializer):
+    """One file of an upload of several: the package stored (or already there), or why it was refused."""
+
+    file = serializers.CharField(help_text="the file name the client sent")
+    created = serializers.BooleanField()
+    package = PrivatePackageSerializer(allow_null=True)
+    error = UploadErrorSerializer(allow_null=True)
+
+
 class RepositorySuiteSerializer(serializers.Serializer):
     suite = serializers.CharField()
     components = serializers.ListField(child=serializers.CharField())

@@ -1,5 +1,3 @@
-import tempfile
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -7,12 +5,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from uus.accounts.choices import Role
+from uus.api.errors import error_body
 from uus.api.responses import JobAccepted
 
 from .. import services
 from ..models import PrivatePackage
 from .serializers import (
     CacheStatsSerializer,
+    PackageUploadResultSerializer,
     PackageUploadSerializer,
     PrivatePackageSerializer,
     RepositorySerializer,
@@ -31,17 +31,35 @@ class PrivatePackageViewSet(
     write_role = Role.OPERATOR
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(request={"multipart/form-data": PackageUploadSerializer}, responses={201: PrivatePackageSerializer})
+    @extend_schema(
+        request={"multipart/form-data": PackageUploadSerializer},
+        responses={201: PrivatePackageSerializer, 200: PackageUploadResultSerializer(many=True)},
+    )
     def create(self, request):
-        """Upload a .deb (field `file`). 201 when stored, 200 when the same file was already there."""
+        """Upload a .deb (field `file`): 201 with the package when stored, 200 when the same file was
+        already there. Several `file` fields: each checked alike and the good ones stored in one
+        transaction; 200 with one result per file, in order ({file, created, package, error})."""
+        files = request.FILES.getlist("file")
+        if len(files) > 1:
+            with services.upload_spool(files) as paths:
+                outcomes = services.packages_upload_many(paths=paths, user=request.user)
+            results = [
+                {
+                    "file": f.name,
+                    "created": o.created,
+                    "package": PrivatePackageSerializer(o.package).data if o.package else None,
+                    "error": error_body(o.exception.code, o.exception.message, o.exception.details)["error"]
+                    if o.exception
+                    else None,
+                }
+                for f, o in zip(files, outcomes, strict=True)
+            ]
+            return Response(PackageUploadResultSerializer(results, many=True).data)
         data = PackageUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data.get("file")
-        with tempfile.NamedTemporaryFile(prefix="upload-", suffix=".deb", dir=services.data_dir()) as tmp:
-            for chunk in upload.chunks() if upload else [data.validated_data["content"]]:
-                tmp.write(chunk)
-            tmp.flush()
-            row, created = services.package_upload(path=tmp.name, user=request.user)
+        with services.upload_spool([upload or data.validated_data["content"]]) as (path,):
+            row, created = services.package_upload(path=path, user=request.user)
         return Response(
             PrivatePackageSerializer(row).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

@@ -263,9 +263,9 @@ def _bad_corpus():
             "Installed-Size 'lots' is not a number",
         ),
         (
-            "broken Depends (dpkg-deb's second opinion)",
+            "broken Depends (dpkg's second opinion)",
             with_control(replace_field(ctl, "Depends", "libc6 (>= 2.34")),
-            "dpkg-deb refuses the control file",
+            "dpkg refuses the control file: 'Depends' field",
         ),
     ]
     for field in ("Package", "Version", "Architecture", "Maintainer", "Description"):
@@ -493,3 +493,120 @@ def test_random_damage_is_refused_or_harmless(tmp_path):
         except InvalidPackage:
             continue
         assert any(start + 16 <= at < start + 48 for start, _ in headers), at
+
+
+# --------------------------------------------------------------------------- in-memory tar reading
+
+
+def _tarfile_listing(raw: bytes) -> list[tuple[str, str, str, int]]:
+    import io
+    import tarfile
+
+    from uus.repos.debfile import _entry_of
+
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        return [(e.name, e.kind, e.linkname, e.size) for e in map(_entry_of, tar)]
+
+
+def _member_tars() -> list[bytes]:
+    """Every control and data tarball of the real packages and of packages dpkg-deb builds."""
+    from uus.repos.tests.debs import decompress
+
+    out = []
+    for deb in ALL_REAL:
+        for name, data in ar_members(deb.read_bytes())[1:]:
+            out.append(decompress(data, name.rsplit(".", 1)[1]))
+    return out
+
+
+def test_in_memory_tar_reading_agrees_with_tarfile_or_steps_aside():
+    """The fast header walk must list exactly what tarfile lists, or give None (tarfile then reads
+    the member): on real tarballs, on ones with long names and pax headers, and on seeded damage."""
+    import random
+
+    from uus.repos.debfile import _tar_entries
+
+    tars = _member_tars()
+    long_name = "./usr/share/doc/" + "x" * 120 + "/README"
+    tars.append(tar_bytes([("./", None), (long_name, b"long\n")]))  # GNU long-name header
+    listed = 0
+    for raw in tars:
+        fast = _tar_entries(raw)
+        if fast is not None:
+            listed += 1
+            assert [(e.name, e.kind, e.linkname, e.size) for e in fast] == _tarfile_listing(raw)
+    assert _tar_entries(tars[-1]) is None  # the long name is left to tarfile
+    assert listed >= len(ALL_REAL)  # real control tarballs take the fast path
+    rnd = random.Random(20261202)
+    small = [t for t in tars if len(t) < 200_000]
+    for _ in range(400):
+        raw = bytearray(rnd.choice(small))
+        at = rnd.randrange(min(len(raw), 4096))
+        raw[at] = (raw[at] + rnd.randrange(1, 256)) % 256
+        fast = _tar_entries(bytes(raw))
+        if fast is None:
+            continue
+        try:
+            expected = _tarfile_listing(bytes(raw))
+        except Exception:  # tarfile refuses what the fast walk accepted: that would be a bug
+            pytest.fail(f"damage at {at}: the fast walk accepted what tarfile refuses")
+        assert [(e.name, e.kind, e.linkname, e.size) for e in fast] == expected, at
+
+
+# --------------------------------------------------------------------------- the second opinion
+
+
+def test_second_opinion_of_a_batch_names_each_refused_file(tmp_path):
+    """One apt-ftparchive and a few dpkg runs for the batch; each refusal lands on its own file."""
+    from uus.repos.debfile import SecondOpinion, read_deb
+
+    ctl = hello_control()
+    files = {
+        "good-hello": HELLO.read_bytes(),
+        "bad-depends": with_control(replace_field(ctl, "Depends", "libc6 (>= 2.34")),
+        "good-cowsay": COWSAY.read_bytes(),
+        "status-field": with_control(ctl + "Status: install ok installed\n"),
+        "bad-pre-depends": with_control(replace_field(ctl, "Pre-Depends", "foo (<< 1.0), , | bar")),
+        "good-sl": SL.read_bytes(),
+    }
+    paths = []
+    for name, data in files.items():
+        (tmp_path / f"{name}.deb").write_bytes(data)
+        paths.append(tmp_path / f"{name}.deb")
+    opinion = SecondOpinion(paths, workdir=tmp_path)
+    infos = [read_deb(p, LIMIT)[0] for p in paths]
+    reasons = dict(zip(files, opinion.finish(infos), strict=True))
+    assert reasons["good-hello"] is reasons["good-cowsay"] is reasons["good-sl"] is None
+    assert reasons["bad-depends"].startswith("dpkg refuses the control file: 'Depends' field")
+    assert reasons["bad-pre-depends"].startswith("dpkg refuses the control file: 'Pre-Depends' field")
+    assert "Status" in reasons["status-field"]
+    assert sorted(tmp_path.iterdir()) == sorted(paths)  # the tools' work directory is gone
+
+
+def test_second_opinion_sees_a_file_that_changed_after_our_check(tmp_path):
+    from uus.repos.debfile import SecondOpinion, read_deb
+
+    upload = tmp_path / "upload.deb"
+    upload.write_bytes(COWSAY.read_bytes())
+    info, data = read_deb(upload, LIMIT)
+    assert data == COWSAY.read_bytes()
+    upload.write_bytes(HELLO.read_bytes())  # swapped between our reading and the tools'
+    reasons = SecondOpinion([upload], workdir=tmp_path).finish([info])
+    assert reasons == ["the file changed while it was being checked"]
+    upload.write_bytes(COWSAY.read_bytes()[:-1] + b"\0")  # same name and size, other bytes
+    assert SecondOpinion([upload], workdir=tmp_path).finish([info]) == ["the file changed while it was being checked"]
+
+
+def test_second_opinion_reports_what_apt_ftparchive_cannot_read(tmp_path):
+    from uus.repos.debfile import SecondOpinion, read_deb
+
+    good = tmp_path / "good.deb"
+    good.write_bytes(HELLO.read_bytes())
+    info = read_deb(good, LIMIT)[0]
+    broken = tmp_path / "broken.deb"
+    broken.write_bytes(HELLO.read_bytes()[:3000])
+    # our own checks refused `broken` (None): apt-ftparchive's complaint about it is not needed
+    assert SecondOpinion([broken, good], workdir=tmp_path).finish([None, info]) == [None, None]
+    reasons = SecondOpinion([broken], workdir=tmp_path).finish([info])  # pretend we accepted it
+    assert reasons[0].startswith("apt-ftparchive cannot read the package: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.deb", "good.deb"]  # nothing left behind

@@ -331,3 +331,78 @@ def test_bulk_upload_reports_each_file_and_stores_only_the_good_ones(data_dir, t
     assert "truncated" in outcomes[1].error and "other content" in outcomes[4].error
     assert sorted(PrivatePackage.objects.values_list("name", flat=True)) == ["cowsay", "hello", "sl"]
     assert sorted(p.read_bytes() for p in pool_files(data_dir)) == sorted(d.read_bytes() for d in (COWSAY, HELLO, SL))
+
+
+def test_moved_files_are_hard_linked_into_the_pool_and_removed(data_dir, tmp_path):
+    """--move hands the files over: no copy (the pool keeps the inode), the name is removed once
+    stored; a refused file stays where it was; a file with another name is copied, not linked."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for deb in (HELLO, SL):
+        (incoming / deb.name).write_bytes(deb.read_bytes())
+    hello_inode = (incoming / HELLO.name).stat().st_ino
+    (incoming / "broken.deb").write_bytes(SL.read_bytes()[:9000])
+    (incoming / COWSAY.name).write_bytes(COWSAY.read_bytes())
+    os.link(incoming / COWSAY.name, tmp_path / "kept-elsewhere.deb")  # a second name: must be copied
+    paths = sorted(incoming.iterdir())
+    outcomes = {Path(o.path).name: o for o in services.packages_upload_many(paths=paths, move=True)}
+    assert {n for n, o in outcomes.items() if o.created} == {HELLO.name, SL.name, COWSAY.name}
+    assert "truncated" in outcomes["broken.deb"].error
+    assert sorted(p.name for p in incoming.iterdir()) == ["broken.deb"]
+    hello = PrivatePackage.objects.get(name="hello")
+    stored = services.pool_root() / "by-sha256" / hello.sha256[:2] / hello.sha256[2:]
+    assert stored.stat().st_ino == hello_inode and stored.stat().st_nlink == 1
+    cowsay = PrivatePackage.objects.get(name="cowsay")
+    stored = services.pool_root() / "by-sha256" / cowsay.sha256[:2] / cowsay.sha256[2:]
+    assert stored.stat().st_ino != (tmp_path / "kept-elsewhere.deb").stat().st_ino
+    assert stored.read_bytes() == COWSAY.read_bytes()
+    assert sorted(p.read_bytes() for p in pool_files(data_dir)) == sorted(d.read_bytes() for d in (COWSAY, HELLO, SL))
+
+
+def test_a_large_batch_is_checked_in_worker_processes_alike(data_dir, tmp_path, monkeypatch):
+    """The worker processes check exactly as this process does: good files stored, each refusal
+    with its own reason, nothing left of the refused ones."""
+    monkeypatch.setattr(services, "PARALLEL_MIN_FILES", 2)
+    bad_depends = tmp_path / "bad-depends.deb"
+    bad_depends.write_bytes(with_control(replace_field(hello_control(), "Depends", "libc6 (>= 2.34")))
+    not_ar = tmp_path / "not-ar.deb"
+    not_ar.write_bytes(b"#!/bin/sh\n" * 20)
+    paths = [HELLO, bad_depends, COWSAY, not_ar, SL]
+    outcomes = services.packages_upload_many(paths=paths, publish=False)
+    assert [(o.created, o.error.split(":")[0] if o.error else "") for o in outcomes] == [
+        (True, ""),
+        (False, "dpkg refuses the control file"),
+        (True, ""),
+        (False, "not a Debian package"),
+        (True, ""),
+    ]
+    assert sorted(PrivatePackage.objects.values_list("name", flat=True)) == ["cowsay", "hello", "sl"]
+    assert not list((services.pool_root() / services.INCOMING_DIR).iterdir())
+
+
+def test_api_upload_of_several_files_answers_per_file(data_dir, api_client_for, operator_user):
+    client = api_client_for(operator_user)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    one = client.post(
+        "/api/v1/packages/",
+        {"file": SimpleUploadedFile("hello.deb", HELLO.read_bytes())},
+        format="multipart",
+    )
+    assert one.status_code == 201 and one.json()["name"] == "hello"  # one file: the package, as before
+    files = [
+        SimpleUploadedFile("hello.deb", HELLO.read_bytes()),
+        SimpleUploadedFile("../../etc/passwd", SL.read_bytes()[:9000]),
+        SimpleUploadedFile("sl.deb", SL.read_bytes()),
+    ]
+    many = client.post("/api/v1/packages/", {"file": files}, format="multipart")
+    assert many.status_code == 200, many.content
+    results = many.json()
+    assert [(r["file"], r["created"], (r["package"] or {}).get("name")) for r in results] == [
+        ("hello.deb", False, "hello"),
+        ("passwd", False, None),  # Django keeps only the base name of a client's file name
+        ("sl.deb", True, "sl"),
+    ]
+    assert results[1]["error"]["code"] == "invalid_package" and "truncated" in results[1]["error"]["message"]
+    assert sorted(PrivatePackage.objects.values_list("name", flat=True)) == ["hello", "sl"]
+    assert not [p for p in data_dir.iterdir() if p.name.startswith("upload-")]  # the spool is gone
