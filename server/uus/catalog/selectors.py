@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from datetime import UTC, date, datetime, time, timedelta
 
-from .choices import priority_rank
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils.dateparse import parse_date, parse_datetime
+
+from uus.core.exceptions import UusError
+
+from .choices import PRIORITIES, priority_rank
 from .models import AffectedPackage, ArchivePackage, Cve, Notice, NoticeCve
+
+
+def _bound(value, name: str, *, upper: bool) -> tuple[str, datetime]:
+    """("gte"|"lt"|"lte", moment) for a datetime, a date or ISO text. A bare date is a whole UTC day,
+    so that "until 2024-03-27" includes that day (published before the next midnight)."""
+    moment = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        day = value
+    else:
+        text = str(value).strip()
+        try:  # a bare date first: parse_datetime would take it as midnight
+            day = parse_date(text)
+            moment = parse_datetime(text) if day is None else None
+        except ValueError:
+            day = None
+        if moment is None and day is None:
+            raise UusError(f"{name} {text!r} is not a date (YYYY-MM-DD) or an ISO date and time", code="invalid")
+    if moment is not None:
+        return ("lte" if upper else "gte"), (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return ("lt", start + timedelta(days=1)) if upper else ("gte", start)
 
 
 def notice_list(
     *, release: str = "", priority: str = "", package: str = "", q: str = "", since=None, until=None, kind: str = ""
 ) -> QuerySet[Notice]:
-    """Notices filtered the same way everywhere: by release, least priority, source/binary package,
-    published window, and a search that matches a notice id, a CVE id or words of the summary."""
+    """Notices filtered the same way everywhere: by release (number, codename or ecosystem), least
+    priority, source/binary package, published window (`since` on or after, `until` on or before;
+    dates are whole days, UTC), and a search that matches a notice id, a CVE id or summary words."""
     qs = Notice.objects.all()
     if kind:
         qs = qs.filter(kind=kind)
-    if release:
-        qs = qs.filter(affected__release=release)
+    if release:  # "22.04", "jammy" or the ecosystem "Ubuntu:Pro:22.04:LTS"
+        qs = qs.filter(Q(affected__release=release) | Q(affected__codename=release) | Q(affected__ecosystem=release))
     if priority:
+        if priority not in PRIORITIES:
+            raise UusError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}", code="invalid")
         qs = qs.filter(priority_rank__gte=priority_rank(priority))
     if package:
         qs = qs.filter(Q(affected__source=package) | Q(affected__binaries__icontains=f'"{package}"'))
-    if since:
-        qs = qs.filter(published__gte=since)
-    if until:
-        qs = qs.filter(published__lt=until)
+    for name, value, upper in (("since", since, False), ("until", until, True)):
+        if value:
+            lookup, moment = _bound(value, name, upper=upper)
+            qs = qs.filter(**{f"published__{lookup}": moment})
     if q:
         q = q.strip()
         if q.upper().startswith(("USN-", "LSN-", "UBUNTU-CVE-")):

@@ -120,9 +120,9 @@ def notices_import(source: str, *, ctx=None) -> NoticeImportResult:
     changed: list[str] = []
     for n, (name, rec) in enumerate(iter_notices(source), 1):
         if isinstance(rec, OsvFormatError):
-            result.failed.append({"path": name, "reason": rec.message})
+            result.failed.append({"path": name, "reason": rec.reason})
             if ctx:
-                ctx.log(f"skipped {name}: {rec.message}")
+                ctx.log(f"skipped {name}: {rec.reason}")
         else:
             try:
                 outcome = notice_store(rec)

@@ -7,12 +7,13 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from uus.core.exceptions import UusError
 from uus.jobs.services import dispatch
 from uus.web.charts import bar_chart
 from uus.web.decorators import role_required
 
 from . import selectors, tasks
-from .choices import PRIORITIES
+from .choices import PRIORITIES, NoticeKind
 from .models import Cve, Notice, Upstream
 
 PRIORITY_COLORS = {
@@ -27,12 +28,18 @@ PRIORITY_COLORS = {
 
 @login_required
 def notice_list(request):
-    f = {k: request.GET.get(k, "") for k in ("release", "priority", "package", "q", "kind")}
-    qs = selectors.notice_list(**f).prefetch_related("cves")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    f = {k: request.GET.get(k, "").strip() for k in ("release", "priority", "package", "q", "kind", "since", "until")}
+    error = ""
+    try:
+        qs = selectors.notice_list(**f).prefetch_related("cves")
+        page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    except UusError as exc:  # a date or priority that means nothing: say so, list nothing
+        error, page = exc.message, Paginator(Notice.objects.none(), 50).get_page(1)
     counts = selectors.notice_counts_by_priority()
     chart = bar_chart([(p, counts.get(p, 0), PRIORITY_COLORS[p]) for p in reversed(PRIORITIES)])
-    return render(request, "catalog/notice_list.html", {"page": page, "f": f, "priorities": PRIORITIES, "chart": chart})
+    context = {"page": page, "f": f, "priorities": PRIORITIES, "chart": chart, "error": error}
+    context["kinds"] = NoticeKind.choices
+    return render(request, "catalog/notice_list.html", context)
 
 
 @login_required

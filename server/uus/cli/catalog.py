@@ -23,6 +23,9 @@ def notices_import(args) -> int:
         )
     for f in result["failed"]:
         print(f"malformed: {f['path']}: {f['reason']}", file=sys.stderr)
+    if result["failed"]:  # the good files are stored; the exit status still tells scripts something was skipped
+        print(f"uus: {len(result['failed'])} malformed file(s) skipped; the others were imported", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -55,7 +58,15 @@ def notices_list(args) -> int:
     from uus.catalog.api.serializers import NoticeListSerializer
     from uus.cli.output import print_json
 
-    qs = selectors.notice_list(release=args.release, priority=args.priority, package=args.package, q=args.q)
+    qs = selectors.notice_list(
+        release=args.release,
+        priority=args.priority,
+        package=args.package,
+        q=args.q,
+        kind=args.kind,
+        since=args.since or None,
+        until=args.until or None,
+    )
     qs = qs.prefetch_related("cves")
     if args.json:
         print_json(NoticeListSerializer(qs, many=True).data)
@@ -162,7 +173,12 @@ def register(sub) -> None:
     notices = sub.add_parser("notices", help="security notices (USN, Ubuntu CVE records)")
     nv = notices.add_subparsers(dest="verb", metavar="VERB")
     nv.required = True
-    p = nv.add_parser("import", help="import OSV JSON from a directory, a .tar.* archive, a file or a URL")
+    p = nv.add_parser(
+        "import",
+        help="import OSV JSON from a directory, a .tar.* archive, a file or a URL",
+        description="Import OSV notices. Each malformed file is named on stderr with the reason and skipped; "
+        "the others are imported, and the exit status is then 1.",
+    )
     p.add_argument("source", metavar="PATH_OR_URL")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=notices_import)
@@ -171,8 +187,13 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=notices_show)
     p = nv.add_parser("list", help="notices, filtered")
-    for opt in ("release", "priority", "package", "q"):
-        p.add_argument(f"--{opt}", default="")
+    p.add_argument("--release", default="", help="22.04, jammy or an ecosystem such as Ubuntu:Pro:22.04:LTS")
+    p.add_argument("--priority", default="", help="least priority: negligible, low, medium, high, critical")
+    p.add_argument("--package", default="", help="source or binary package name")
+    p.add_argument("--q", default="", help="a USN id, a CVE id or words of the summary")
+    p.add_argument("--kind", default="", choices=["", "usn", "lsn", "cve"])
+    p.add_argument("--since", default="", help="published on or after (YYYY-MM-DD or ISO date and time)")
+    p.add_argument("--until", default="", help="published on or before (YYYY-MM-DD: that whole day, UTC)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=notices_list)
 

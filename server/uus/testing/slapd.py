@@ -56,6 +56,8 @@ __all__ = [
     "SlapdError",
     "SlapdServer",
     "find_slapd",
+    "make_ca",
+    "make_server_certificate",
     "slapd_fixture",
 ]
 
@@ -450,46 +452,8 @@ class SlapdServer:
                 os.chmod(path, 0o644)
             return
         self.ca_cert, self.ca_key = make_ca(self._dir, "ca", "UUS throwaway test CA")
-        csr = self._dir / "server.csr"
-        ext = self._dir / "server.ext"
-        ext.write_text(
-            "basicConstraints = critical, CA:FALSE\n"
-            "keyUsage = critical, digitalSignature, keyEncipherment\n"
-            "extendedKeyUsage = serverAuth\n"
-            f"subjectAltName = {', '.join(self.tls_names)}\n"
-        )
-        self._openssl(
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(self.server_key),
-            "-out",
-            str(csr),
-            "-subj",
-            "/CN=UUS test slapd",
-        )
-        self._openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(self.ca_cert),
-            "-CAkey",
-            str(self.ca_key),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            str(ext),
-            "-out",
-            str(self.server_cert),
+        self.server_cert, self.server_key = make_server_certificate(
+            self._dir, "server", self.ca_cert, self.ca_key, self.tls_names, common_name="UUS test slapd"
         )
         # slapd may run as another user than the one who made the files (copied binary, root).
         for path in (self.server_key, self.server_cert, self.ca_cert):
@@ -570,6 +534,42 @@ def make_ca(directory: str | os.PathLike, stem: str, common_name: str) -> tuple[
     )
     if r.returncode:
         raise SlapdError(f"openssl req -x509 failed: {r.stderr.strip()}")
+    return cert, key
+
+
+def make_server_certificate(
+    directory: str | os.PathLike,
+    stem: str,
+    ca_cert: Path,
+    ca_key: Path,
+    names,
+    *,
+    common_name: str = "UUS test server",
+) -> tuple[Path, Path]:
+    """A TLS server certificate (``stem.crt``, ``stem.key``) signed by the CA, valid for ``names``
+    (subjectAltName entries such as ``DNS:localhost``, ``IP:127.0.0.1``), made with the openssl CLI."""
+    directory = Path(directory)
+    cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+    csr, ext = directory / f"{stem}.csr", directory / f"{stem}.ext"
+    ext.write_text(
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature, keyEncipherment\n"
+        "extendedKeyUsage = serverAuth\n"
+        f"subjectAltName = {', '.join(names)}\n"
+    )
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise SlapdError("openssl is not installed; TLS tests need it")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    signing = ["-CA", str(ca_cert), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2", "-sha256"]
+    steps = [
+        ["req", "-new", *new_key, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={common_name}"],
+        ["x509", "-req", "-in", str(csr), *signing, "-extfile", str(ext), "-out", str(cert)],
+    ]
+    for args in steps:
+        r = subprocess.run([openssl, *args], cwd=directory, capture_output=True, text=True)
+        if r.returncode:
+            raise SlapdError(f"openssl {args[0]} failed: {r.stderr.strip()}")
     return cert, key
 
 

@@ -22,12 +22,13 @@ from .serializers import (
 )
 
 NOTICE_FILTERS = [
-    OpenApiParameter("release", str, description="e.g. 22.04"),
+    OpenApiParameter("release", str, description="e.g. 22.04, jammy or Ubuntu:Pro:22.04:LTS"),
     OpenApiParameter("priority", str, description="least priority: negligible, low, medium, high, critical"),
     OpenApiParameter("package", str, description="source or binary package name"),
     OpenApiParameter("q", str, description="USN id, CVE id or words of the summary"),
     OpenApiParameter("kind", str, description="usn, lsn or cve"),
-    OpenApiParameter("since", str, description="published on or after (ISO date)"),
+    OpenApiParameter("since", str, description="published on or after (ISO date, or date and time)"),
+    OpenApiParameter("until", str, description="published on or before (ISO date: that whole day, UTC)"),
 ]
 
 
@@ -47,6 +48,7 @@ class NoticeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             q=p.get("q", ""),
             kind=p.get("kind", ""),
             since=p.get("since") or None,
+            until=p.get("until") or None,
         ).prefetch_related("cves")
 
     def get_serializer_class(self):

@@ -30,6 +30,7 @@ import posixpath
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import urllib.error
@@ -551,10 +552,18 @@ def _download(url: str, dest: str, *, max_bytes: int, timeout: float, too_big=No
             raise DownloadError(f"{url}: timed out after {timeout:g} s", url=url) from e
         if isinstance(reason, socket.gaierror):
             raise DownloadError(f"{url}: unknown host ({reason.strerror})", url=url) from e
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise DownloadError(
+                f"{url}: the server's TLS certificate is not trusted ({reason.verify_message}); if the mirror "
+                "uses a private CA, add that CA to this server's trust store (update-ca-certificates)",
+                url=url,
+            ) from e
+        if isinstance(reason, ssl.SSLError):
+            raise DownloadError(f"{url}: TLS failed: {reason.reason or reason}", url=url) from e
         raise DownloadError(f"{url}: cannot download: {reason}", url=url) from e
     except TimeoutError as e:
         raise DownloadError(f"{url}: timed out after {timeout:g} s", url=url) from e
-    except (ConnectionError, http.client.HTTPException) as e:
+    except (ConnectionError, ssl.SSLError, http.client.HTTPException) as e:
         raise DownloadError(f"{url}: connection failed during the transfer: {e}", url=url) from e
     return size, digest.hexdigest()
 

@@ -2,7 +2,8 @@
 
 Beyond plain files it can misbehave on purpose, the ways upstream servers do: `lie_length[path] = n`
 announces n bytes in Content-Length, sends fewer and closes (a cut transfer); `fail[path] = code`
-answers that HTTP status.
+answers that HTTP status. With `tls=(certificate, key)` it speaks HTTPS (certificates made with the
+openssl CLI by uus.testing.slapd.make_ca and make_server_certificate).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import functools
 import http.server
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,14 +54,40 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """Does the TLS handshake in the request's thread, so that a client refusing the certificate
+    cannot stall the accept loop."""
+
+    tls_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request, client_address):
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            tls_request = self.tls_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the client refused our certificate: nothing to answer
+        try:
+            super().finish_request(tls_request, client_address)
+        finally:
+            tls_request.close()
+
+
 @contextlib.contextmanager
-def serve_directory(root: Path) -> Iterator[Loopback]:
+def serve_directory(root: Path, *, tls: tuple[Path, Path] | None = None) -> Iterator[Loopback]:
     """Serve `root` until the block ends; yields a Loopback whose .url has no trailing slash."""
     lb = Loopback(root=Path(root), url="")
     handler = type("Handler", (_Handler,), {"loopback": lb})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    server = _Server(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
-    lb.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.tls_context = context
+        scheme = "https"
+    lb.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="loopback-http", daemon=True)
     thread.start()
     try:

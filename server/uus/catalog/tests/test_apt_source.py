@@ -7,10 +7,8 @@ gpg signs a second archive to cover Release + Release.gpg, by-hash and compresse
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import lzma
-import os
 import shutil
 import subprocess
 import time
@@ -34,6 +32,7 @@ from uus.catalog.sources.apt import (
     pocket_of,
 )
 from uus.catalog.tests.loopback import closed_port_url, serve_directory
+from uus.catalog.tests.signed_archive import build_archive
 
 DATA = Path(__file__).parent / "data"
 DEBIAN_KEYRING = DATA / "keyrings" / "debian-archive-keyring.gpg"
@@ -241,87 +240,6 @@ def test_valid_until_is_enforced(tmp_path):
 # ----------------------------------------------------------------------------- our own signed archive
 
 
-class ArchiveKey:
-    def __init__(self, home: Path):
-        self.home = home
-        self.keyring = home / "archive.gpg"
-        self.armored = home / "archive.asc"
-        self.fingerprint = ""
-
-    def gpg(self, *args, **kw):
-        return subprocess.run(
-            ["gpg", "--batch", "--quiet", "--homedir", str(self.home), *args], check=True, capture_output=True, **kw
-        )
-
-    def detach_sign(self, path: Path) -> None:
-        self.gpg(
-            "--yes", "--armor", "--local-user", self.fingerprint, "--output", f"{path}.gpg", "--detach-sign", str(path)
-        )
-
-    def clearsign(self, path: Path, out: Path) -> None:
-        self.gpg("--yes", "--local-user", self.fingerprint, "--output", str(out), "--clearsign", str(path))
-
-
-@pytest.fixture(scope="module")
-def archive_key(tmp_path_factory):
-    """A throwaway ed25519 signing key made by the real gpg (about a second)."""
-    if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed")
-    home = tmp_path_factory.mktemp("gnupg")
-    os.chmod(home, 0o700)
-    key = ArchiveKey(home)
-    key.gpg(
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "UUS Test Archive Key <archive@uus.invalid>",
-        "ed25519",
-        "sign",
-        "1d",
-    )
-    listing = key.gpg("--with-colons", "--list-keys").stdout.decode()
-    key.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-    key.keyring.write_bytes(key.gpg("--export", key.fingerprint).stdout)
-    key.armored.write_bytes(key.gpg("--export", "--armor", key.fingerprint).stdout)
-    yield key
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
-
-
-def build_archive(root: Path, key: ArchiveKey, *, by_hash: bool, inrelease: bool, valid_until: str = "") -> Path:
-    """dists/stable/ with Packages in xz, gz and plain (+ by-hash copies), and a signed Release."""
-    dists = root / "repo" / "dists" / "stable"
-    bindir = dists / "main" / "binary-amd64"
-    bindir.mkdir(parents=True)
-    plain = (DATA / "debian-bookworm-updates" / "Packages").read_bytes()
-    files = {"Packages": plain, "Packages.xz": lzma.compress(plain), "Packages.gz": gzip.compress(plain, mtime=0)}
-    lines = []
-    for name, data in files.items():
-        (bindir / name).write_bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        lines.append(f" {digest} {len(data)} main/binary-amd64/{name}")
-        if by_hash:
-            (bindir / "by-hash" / "SHA256").mkdir(parents=True, exist_ok=True)
-            (bindir / "by-hash" / "SHA256" / digest).write_bytes(data)
-    release = dists / "Release"
-    release.write_text(
-        "Origin: UUS test\nLabel: UUS test\nSuite: stable\nCodename: stable\n"
-        "Date: Tue, 24 Nov 2026 00:00:00 UTC\n"
-        + (f"Valid-Until: {valid_until}\n" if valid_until else "")
-        + ("Acquire-By-Hash: yes\n" if by_hash else "")
-        + "Architectures: amd64\nComponents: main\nSHA256:\n"
-        + "\n".join(lines)
-        + "\n"
-    )
-    if inrelease:
-        key.clearsign(release, dists / "InRelease")
-        release.unlink()
-    else:
-        key.detach_sign(release)
-    return dists
-
-
 def test_release_with_detached_signature_and_by_hash_xz(tmp_path, archive_key):
     dists = build_archive(tmp_path, archive_key, by_hash=True, inrelease=False)
     with serve_directory(tmp_path) as http:
@@ -467,3 +385,111 @@ def test_full_bookworm_index_syncs_end_to_end(tmp_path, record_property, capsys)
     record_property("bookworm_parse_seconds", round(t2 - t1, 2))
     with capsys.disabled():
         print(f"\n[bookworm main amd64] fetch+verify {t1 - t0:.2f}s, parse 63,440 packages {t2 - t1:.2f}s")
+
+
+# ----------------------------------------------------------------------------- as apt does it
+
+
+def apt_get_update(url: str, keyring: Path, work: Path, suite: str = "stable") -> list[str]:
+    """Run the real `apt-get update` against URL/repo with its own state directories; returns its
+    stdout+stderr. The host's apt state is neither read nor changed (its configuration is, as apt
+    reads it before these options: the options that matter here are set explicitly)."""
+    for sub in ("lists/partial", "cache/archives/partial", "etc"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    sources = work / "etc" / "sources.list"
+    sources.write_text(f"deb [signed-by={keyring}] {url}/repo {suite} main\n")
+    opts = {
+        "Dir::Etc::SourceList": sources,
+        "Dir::Etc::SourceParts": "/dev/null",
+        "Dir::State::Lists": work / "lists",
+        "Dir::Cache": work / "cache",
+        "Dir::State::Status": "/dev/null",
+        "Debug::NoLocking": "1",
+        "APT::Sandbox::User": "root",
+        "APT::Architecture": "amd64",
+        "APT::Architectures": "amd64",
+        "Acquire::Languages": "none",
+        "Acquire::GzipIndexes": "false",  # keep the fetched index as plain text, to compare it
+    }
+    cmd = ["apt-get", "update", *[a for k, v in opts.items() for a in ("-o", f"{k}={v}")]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout + r.stderr
+
+
+def _index_requests(requests: list[str]) -> list[str]:
+    return [r.split("/dists/stable/", 1)[1] for r in requests if "/binary-amd64/" in r]
+
+
+@pytest.mark.system
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
+@pytest.mark.parametrize(
+    ("compressions", "by_hash", "remove"),
+    [
+        (("", "xz", "gz", "bz2"), True, []),
+        (("", "xz", "gz", "bz2"), False, []),
+        (("", "gz", "bz2"), False, []),
+        (("", "gz"), False, []),
+        (("",), True, []),
+        (("", "xz", "gz"), True, ["by-hash"]),  # a mirror that dropped its by-hash files
+        (("", "xz", "gz"), False, ["Packages.xz"]),  # a mirror missing a listed variant
+        (("", "xz", "gz"), True, ["by-hash", "Packages.xz"]),
+    ],
+    ids=["all-by-hash", "all", "bz2-gz", "gz", "plain-by-hash", "by-hash-gone", "xz-gone", "by-hash-and-xz-gone"],
+)
+def test_index_variants_are_tried_in_the_order_real_apt_tries_them(
+    tmp_path, archive_key, compressions, by_hash, remove
+):
+    """The Release lists several variants; the real apt-get fetches one (falling back on 404s), and
+    UUS must ask for exactly the same files in the same order, and end with the same index."""
+    dists = build_archive(tmp_path, archive_key, by_hash=by_hash, inrelease=True, compressions=compressions)
+    for name in remove:
+        target = dists / "main/binary-amd64" / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with serve_directory(tmp_path) as http:
+        apt_get_update(http.url, archive_key.keyring, tmp_path / "apt")
+        apt_asked = _index_requests(http.requests)
+        http.requests.clear()
+        rel = fetch_release(f"{http.url}/repo", "stable", archive_key.keyring, now=NOW)
+        with fetch_index(rel, "main", "amd64") as index:
+            uus_asked = _index_requests(http.requests)
+            uus_index = index.path.read_bytes()
+    assert apt_asked and uus_asked == apt_asked
+    (apt_list,) = (tmp_path / "apt" / "lists").glob("*_binary-amd64_Packages*")
+    apt_index = apt_list.read_bytes()
+    assert uus_index == apt_index == (dists / "main/binary-amd64/Packages").read_bytes()
+
+
+# ----------------------------------------------------------------------------- https
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it, made with the openssl CLI."""
+    from uus.testing.slapd import make_ca, make_server_certificate
+
+    d = tmp_path_factory.mktemp("tls")
+    ca_cert, ca_key = make_ca(d, "ca", "UUS test mirror CA")
+    cert, key = make_server_certificate(d, "mirror", ca_cert, ca_key, ["IP:127.0.0.1"], common_name="mirror")
+    other_ca, _ = make_ca(d, "other-ca", "Unrelated CA")
+    return {"ca": ca_cert, "cert": cert, "key": key, "other_ca": other_ca}
+
+
+def test_https_mirror_with_a_trusted_ca(bookworm_updates, tls_files, monkeypatch, tmp_path):
+    root = bookworm_updates.root
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files["ca"]))  # the trust store OpenSSL reads
+    with serve_directory(root, tls=(tls_files["cert"], tls_files["key"])) as https:
+        assert https.url.startswith("https://127.0.0.1:")
+        rel = fetch_release(f"{https.url}/debian", "bookworm-updates", DEBIAN_KEYRING, now=NOW)
+        assert rel.url.startswith("https://") and set(rel.signed_by) == {BOOKWORM_KEY, TRIXIE_KEY}
+        with fetch_index(rel, "main", "amd64") as index, index.open() as f:
+            assert len(list(iter_packages(f))) == 38
+        assert https.requests[0] == "/debian/dists/bookworm-updates/InRelease"
+
+
+def test_https_mirror_with_an_untrusted_certificate_is_refused(bookworm_updates, tls_files, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files["other_ca"]))
+    with serve_directory(bookworm_updates.root, tls=(tls_files["cert"], tls_files["key"])) as https:
+        with pytest.raises(DownloadError, match="TLS certificate is not trusted") as exc:
+            fetch_release(f"{https.url}/debian", "bookworm-updates", DEBIAN_KEYRING, now=NOW)
+        assert "trust store" in str(exc.value) and https.requests == []

@@ -217,3 +217,109 @@ def test_upstream_add_validates_its_input(tmp_path):
     with pytest.raises(Conflict):
         _add("http://127.0.0.1:9/debian")
     assert Upstream.objects.count() == 1 and Cve.objects.count() == 0
+
+
+def test_an_expired_release_is_refused_and_the_catalog_kept(tmp_path):
+    """Valid-Until: the real trixie-updates InRelease is valid until 2026-11-30 02:09:33 UTC."""
+    dists = tmp_path / "www" / "debian" / "dists" / "trixie-updates"
+    (dists / "main" / "binary-amd64").mkdir(parents=True)
+    shutil.copy(DATA / "debian-trixie-updates" / "InRelease", dists / "InRelease")
+    shutil.copy(DATA / "debian-trixie-updates" / "Packages", dists / "main" / "binary-amd64" / "Packages")
+    with serve_directory(tmp_path / "www") as lb:
+        upstream = services.upstream_add(
+            name="trixie",
+            url=lb.url + "/debian",
+            suites=["trixie-updates"],
+            components=["main"],
+            architectures=["amd64"],
+            keyring_data=KEYRING.read_bytes(),
+        )
+        assert services.upstream_sync(upstream, now=PINNED_NOW).packages == 3
+        upstream.indexes.update(sha256="0" * 64)  # make the next sync fetch again
+        with pytest.raises(apt.ExpiredRelease, match="expired on 2026-11-30 02:09 UTC") as err:
+            services.upstream_sync(upstream, now=datetime(2026, 12, 1, tzinfo=UTC))
+    upstream.refresh_from_db()
+    assert upstream.last_error == err.value.message and upstream.last_error_at
+    assert sorted(ArchivePackage.objects.values_list("name", flat=True)) == [
+        "libdatetime-timezone-perl",
+        "tzdata",
+        "tzdata-legacy",
+    ]
+
+
+@pytest.fixture
+def tls_mirror(tmp_path_factory):
+    """A CA and a certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    from uus.testing.slapd import make_ca, make_server_certificate
+
+    d = tmp_path_factory.mktemp("tls")
+    ca_cert, ca_key = make_ca(d, "ca", "UUS test mirror CA")
+    cert, key = make_server_certificate(d, "mirror", ca_cert, ca_key, ["IP:127.0.0.1"])
+    return ca_cert, cert, key
+
+
+def test_sync_over_https(tmp_path, tls_mirror, monkeypatch):
+    ca_cert, cert, key = tls_mirror
+    root = _archive(tmp_path)
+    with serve_directory(tmp_path / "www", tls=(cert, key)) as https:
+        upstream = _add(https.url + "/debian")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))  # the CA not trusted yet
+        with pytest.raises(apt.DownloadError, match="TLS certificate is not trusted"):
+            services.upstream_sync(upstream, now=PINNED_NOW)
+        upstream.refresh_from_db()
+        assert "not trusted" in upstream.last_error and not ArchivePackage.objects.exists()
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_cert))  # the admin adds the mirror's CA
+        result = services.upstream_sync(upstream, now=PINNED_NOW)
+    assert result.packages == _stanzas(root / "dists/bookworm-updates/main/binary-amd64/Packages") == 38
+    upstream.refresh_from_db()
+    assert upstream.last_error == "" and upstream.indexes.get().variant.startswith("https://127.0.0.1:")
+
+
+def test_sync_from_a_file_url(tmp_path):
+    root = _archive(tmp_path)
+    upstream = _add(root.as_uri())
+    assert upstream.url.startswith("file:///")
+    result = services.upstream_sync(upstream, now=PINNED_NOW)
+    assert result.packages == 38 == ArchivePackage.objects.count()
+    assert upstream.indexes.get().variant == root.as_uri() + "/dists/bookworm-updates/main/binary-amd64/Packages"
+
+
+def test_sync_records_the_pocket_of_every_suite_and_the_variant_fetched(tmp_path, archive_key):
+    """One upstream with the release, -updates and -security suites of a Release + Release.gpg archive
+    (by-hash, xz, gz and plain listed): each package row carries its pocket, and the index records
+    the by-hash .xz it was fetched from, as apt would fetch it."""
+    from .signed_archive import REAL_PACKAGES, build_archive
+
+    real = REAL_PACKAGES.read_bytes()
+    openssh = b"Version: 1:9.2p1-2+deb12u7"
+    versions = {"bookworm": b"1:9.2p1-2+deb12u3", "bookworm-updates": b"1:9.2p1-2+deb12u5"}
+    for suite in ("bookworm", "bookworm-updates", "bookworm-security"):
+        packages = real.replace(openssh, b"Version: " + versions[suite]) if suite in versions else real
+        build_archive(tmp_path, archive_key, by_hash=True, inrelease=False, suite=suite, packages=packages)
+    with serve_directory(tmp_path) as lb:
+        upstream = services.upstream_add(
+            name="deb",
+            url=lb.url + "/repo",
+            suites=["bookworm", "bookworm-updates", "bookworm-security"],
+            components=["main"],
+            architectures=["amd64"],
+            keyring_data=archive_key.armored.read_bytes(),  # an ASCII-armored keyring is accepted
+        )
+        result = services.upstream_sync(upstream, now=PINNED_NOW)
+        assert (result.indexes_changed, result.packages) == (3, 3 * 38)
+        assert not any(r.endswith(("/Packages", "/Packages.gz", "/Packages.xz")) for r in lb.requests)
+        pockets = {i.suite: (i.pocket, i.codename, "/by-hash/SHA256/" in i.variant) for i in upstream.indexes.all()}
+        assert pockets == {
+            "bookworm": ("release", "bookworm", True),
+            "bookworm-updates": ("updates", "bookworm", True),
+            "bookworm-security": ("security", "bookworm", True),
+        }
+        rows = ArchivePackage.objects.filter(name="openssh-client").values_list("index__pocket", "version")
+        assert sorted(rows) == [
+            ("release", "1:9.2p1-2+deb12u3"),
+            ("security", "1:9.2p1-2+deb12u7"),
+            ("updates", "1:9.2p1-2+deb12u5"),
+        ]
+        # the newest version in SQL, by the version key: what matching relies on
+        newest = ArchivePackage.objects.filter(name="openssh-client").order_by("-version_key").first()
+        assert newest.version == "1:9.2p1-2+deb12u7" and newest.index.pocket == "security"
