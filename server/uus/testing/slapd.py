@@ -167,6 +167,7 @@ class SlapdServer:
         ``openssl req -x509`` as many admins do, instead of one from a throwaway CA (``ca_cert``
         is then the server certificate itself); ``extra_config`` goes into the global section and
         ``extra_database_config`` into the database section (``limits ...``);
+        ``schemas`` are names of the system's schema files or paths of others;
         ``memberof`` loads the memberOf overlay (group membership visible on
         users, like Active Directory); ``sizelimit`` is the raw value of the
         ``sizelimit`` directive (e.g. ``"size.soft=500 size.hard=500
@@ -380,7 +381,8 @@ class SlapdServer:
         schema_dir = _first_dir(_SCHEMA_DIRS, "core.schema")
         if schema_dir is None:
             raise SlapdError(f"no OpenLDAP schema directory found (looked in {', '.join(_SCHEMA_DIRS)})")
-        lines = [f"include {schema_dir}/{name}.schema" for name in self.schemas]
+        # a schema is a name in the system's schema directory, or a path (a test's own schema file)
+        lines = [f"include {name if '/' in str(name) else f'{schema_dir}/{name}.schema'}" for name in self.schemas]
         lines += [f"pidfile {d}/slapd.pid", f"argsfile {d}/slapd.args"]
         module_dir = _first_dir(_MODULE_DIRS, "back_mdb.la") or _first_dir(_MODULE_DIRS, "back_mdb.so")
         if module_dir:  # otherwise the back-end is built into slapd

@@ -360,6 +360,29 @@ def test_tls_failure_is_recorded(slapd_server, db):
     assert services.directory_sync(source=source)["ous"]["total"] > 0
 
 
+def test_tls_failure_keeps_the_last_good_state(slapd_server, db):
+    """Synced over ldaps with the right CA; then the certificate no longer checks out (the CA was
+    replaced by another one): the sync is refused with the TLS reason and nothing is lost."""
+    for host in ("ber-web01", "ber-web02", "de-vpn01"):
+        machine_make(host)
+    source = source_make(slapd_server, url=slapd_server.ldaps_url, ca_certificate=slapd_server.ca_cert.read_text())
+    services.directory_sync(source=source)
+    source.refresh_from_db()
+    before, success = _placements(), source.last_success
+    assert len(before) >= 6
+    services.directory_source_update(source=source, ca_certificate=slapd_server.make_other_ca().read_text())
+    with pytest.raises(DirectorySyncFailed, match="TLS handshake failed.*last good state is kept"):
+        services.directory_sync(source=source)
+    source.refresh_from_db()
+    assert "certificate verify failed" in source.last_error and source.last_success == success
+    assert _placements() == before
+    with pytest.raises(DirectorySyncFailed, match="TLS"):  # StartTLS on the plain port: the same check
+        services.directory_sync(
+            source=services.directory_source_update(source=source, url=slapd_server.url, start_tls=True)
+        )
+    assert _placements() == before
+
+
 def test_starttls_sync(slapd_server, db):
     source = source_make(slapd_server, start_tls=True, ca_certificate=slapd_server.ca_cert.read_text())
     assert services.directory_sync(source=source)["computers"]["total"] > 0
