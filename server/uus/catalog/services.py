@@ -40,6 +40,34 @@ def _cvss_json(vectors) -> list[dict]:
     return [{"type": v.type, "vector": v.vector} for v in vectors]
 
 
+def _length(model, name: str) -> int:
+    return model._meta.get_field(name).max_length
+
+
+def notice_oversized(rec: NoticeRecord) -> str:
+    """Why a notice does not fit the catalog's columns ("" when it does). Checked before writing, so
+    that SQLite (which does not enforce lengths) and PostgreSQL refuse the same notices."""
+    checks = [("id", rec.id, _length(Notice, "id"))]
+    checks += [(f"CVE {c.id}", c.id, _length(Cve, "id")) for c in rec.cves]
+    for i, a in enumerate(rec.affected):
+        where = f"affected[{i}]"
+        checks += [
+            (f"{where}.package.name", a.source_package, _length(AffectedPackage, "source")),
+            (f"{where}.package.ecosystem", a.ecosystem, _length(AffectedPackage, "ecosystem")),
+            (f"{where} Pro variant", a.pro_variant, _length(AffectedPackage, "pro_variant")),
+            (f"{where}.package.purl", a.purl, _length(AffectedPackage, "purl")),
+            (f"{where} distro", a.distro, _length(AffectedPackage, "distro")),
+            (f"{where} codename", a.codename, _length(AffectedPackage, "codename")),
+            (f"{where} introduced version", a.introduced or "", _length(AffectedPackage, "introduced")),
+            (f"{where} fixed version", a.fixed or "", _length(AffectedPackage, "fixed")),
+            (f"{where}.ecosystem_specific.availability", a.availability, _length(AffectedPackage, "availability")),
+        ]
+    for label, value, limit in checks:
+        if len(value) > limit:
+            return f"{label} is {len(value)} characters long, more than the {limit} the catalog keeps"
+    return ""
+
+
 @transaction.atomic
 def notice_store(rec: NoticeRecord) -> str:
     """Store one parsed notice, replacing an older copy whole. Returns imported/updated/unchanged."""
@@ -123,6 +151,9 @@ def notices_import(source: str, *, ctx=None) -> NoticeImportResult:
             result.failed.append({"path": name, "reason": rec.reason})
             if ctx:
                 ctx.log(f"skipped {name}: {rec.reason}")
+        elif reason := notice_oversized(rec):
+            result.failed.append({"path": name, "reason": reason})
+            log.warning("notices import: skipped %s: %s", name, reason)
         else:
             try:
                 outcome = notice_store(rec)

@@ -4,6 +4,7 @@ Debian index served on loopback."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,36 @@ def test_malformed_files_are_reported_and_the_rest_imported(tmp_path):
     assert sorted(Path(f["path"]).name for f in result.failed) == ["USN-9998-1.json", "USN-9999-1.json"]
     assert all(f["reason"] for f in result.failed)
     assert not Notice.objects.filter(pk__in=["USN-9999-1", "USN-9998-1"]).exists()
+
+
+def test_an_older_modified_never_replaces_a_newer_one(tmp_path):
+    services.notices_import(str(OSV / "usn" / "USN-6719-1.json"))
+    doc = json.loads((OSV / "usn" / "USN-6719-1.json").read_text())
+    doc["modified"], doc["summary"] = "2001-01-01T00:00:00Z", "an old copy"
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    r = services.notices_import(str(tmp_path / "old.json"))
+    assert (r.imported, r.updated, r.unchanged) == (0, 0, 1)
+    assert Notice.objects.get(pk="USN-6719-1").summary != "an old copy"
+
+
+def test_a_notice_too_big_for_the_catalog_is_reported_and_nothing_of_it_stored(tmp_path):
+    """Both databases refuse the same notices: lengths are checked before writing (SQLite would
+    store any length, PostgreSQL would raise in the middle of the notice)."""
+    shutil.copy(OSV / "usn" / "USN-6719-1.json", tmp_path)
+    doc = json.loads((OSV / "usn" / "USN-6650-1.json").read_text())
+    doc["id"] = "USN-9997-1"
+    doc["affected"][-1]["package"]["name"] = "x" * 300
+    (tmp_path / "USN-9997-1.json").write_text(json.dumps(doc))
+    result = services.notices_import(str(tmp_path))
+    assert result.imported == 1
+    (failed,) = result.failed
+    assert failed["path"].endswith("USN-9997-1.json")
+    assert re.fullmatch(
+        r"affected\[\d+\]\.package\.name is 300 characters long, more than the 200 the catalog keeps", failed["reason"]
+    )
+    assert not Notice.objects.filter(pk="USN-9997-1").exists()
+    assert Notice.objects.count() == 1
+    assert not Cve.objects.filter(notices__isnull=True).exists()  # no CVE row left over from the refused one
 
 
 def test_notices_import_from_a_tarball(tmp_path):
