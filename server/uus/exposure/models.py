@@ -40,6 +40,27 @@ class EvaluatedSet(models.Model):
         constraints = [models.UniqueConstraint(fields=["package_set", "release"], name="uniq_evaluated_set_release")]
 
 
+class MachineCount(models.Model):
+    """How many machines (not revoked, with an inventory) share a (package set, release, running kernel,
+    ring): every machine of such a group has the same findings with the same statuses, so result pages
+    count groups, never machines. Kept by database triggers on the machine and ring membership tables
+    (machine_counts.py), so no write path, the agent's plain UPDATE included, can forget it."""
+
+    id = models.BigAutoField(primary_key=True)
+    package_set_id = models.IntegerField()  # no foreign key: a row exists only while machines use the set
+    release = models.CharField(max_length=64)
+    kernel = models.CharField(max_length=255)
+    ring_id = models.BigIntegerField(help_text="the machine's ring; 0: no membership (the default ring)")
+    machines = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["package_set_id", "release", "kernel", "ring_id"], name="uniq_machine_count_group"
+            )
+        ]
+
+
 class ExposureSnapshot(models.Model):
     """A daily count for the trend chart: machines exposed at each priority."""
 

@@ -141,9 +141,10 @@ def build_fleet(machines_per_release: int = 4) -> list[FleetMachine]:
 
 def kernel_machines() -> list[FleetMachine]:
     """Kernel cases from USN-6650-1 (linux-oem-6.1, 22.04), USN-7500-1 (linux-azure, 24.04) and USN-7800-1
-    (linux-raspi-realtime, a Pro-only fix on 24.04): running the
-    vulnerable kernel; running it with the fix installed (reboot pending); running the fix with the old one
-    still installed; running another kernel while a vulnerable one is installed."""
+    (linux-raspi-realtime, a Pro-only fix on 24.04): running the vulnerable kernel; running it with the fixed
+    kernel installed (reboot pending); running the fix with the old one still installed; running another
+    kernel while a vulnerable one is installed; running a kernel whose ABI merely starts like the vulnerable
+    one; running the vulnerable kernel with only the fixed kernel's modules installed (no image to boot)."""
     out = []
     for notice_id, flavour in (("USN-6650-1", "oem"), ("USN-7500-1", "azure"), ("USN-7800-1", "raspi-realtime")):
         notice = next(n for n in load_notices() if n["id"] == notice_id)
@@ -170,6 +171,12 @@ def kernel_machines() -> list[FleetMachine]:
             FleetMachine(f"k-{flavour}-reboot", release, uname(old), pkgs(old, fixed)),
             FleetMachine(f"k-{flavour}-booted", release, uname(fixed), pkgs(old, fixed)),
             FleetMachine(f"k-{flavour}-other", release, "5.15.0-60-generic", pkgs(old)),
+            # runs an ABI that only starts like the vulnerable one (…-1033 vs …-10330): not that kernel
+            FleetMachine(f"k-{flavour}-prefix", release, KERNEL_ABI.match(old).group(0) + "0-" + flavour, pkgs(old)),
+            # the fixed kernel's modules but not its image: nothing to reboot into, still exposed
+            FleetMachine(
+                f"k-{flavour}-noimage", release, uname(old), sorted({*pkgs(old), *pkgs(fixed, names=(modules,))})
+            ),
         ]
     return out
 
@@ -177,6 +184,16 @@ def kernel_machines() -> list[FleetMachine]:
 @functools.cache
 def dpkg_lt(a: str, b: str) -> bool:
     return subprocess.run(["dpkg", "--compare-versions", a, "lt", b], check=False).returncode == 0
+
+
+def runs(binary: str, uname_r: str) -> bool:
+    """Whether kernel binary `binary` belongs to the running kernel `uname -r`: linux-image-5.15.0-60-generic
+    runs as 5.15.0-60-generic exactly; flavourless ones (linux-headers-5.15.0-60) belong to each flavour of
+    that ABI. 5.15.0-13 is not 5.15.0-130-generic."""
+    _head, abi, flavour = re.fullmatch(r"(.*?)(\d+\.\d+\.\d+-\d+)(.*)", binary).groups()
+    if flavour:
+        return uname_r == abi + flavour
+    return re.fullmatch(re.escape(abi) + r"(-.+)?", uname_r) is not None
 
 
 def reference(fleet: list[FleetMachine], *, include_not_running: bool = False) -> dict[tuple, dict]:
@@ -198,10 +215,10 @@ def reference(fleet: list[FleetMachine], *, include_not_running: bool = False) -
                     status = "fix_available" if fixed else "no_fix"
                     abi = KERNEL_ABI.search(name)
                     if source.startswith("linux") and abi:
-                        if not m.kernel.startswith(abi.group(0)):
+                        if not runs(name, m.kernel):
                             status = "not_running"
                         elif fixed and any(
-                            s == source and not dpkg_lt(v, fixed) and KERNEL_ABI.search(n)
+                            s == source and not dpkg_lt(v, fixed) and n.startswith("linux-image-")
                             for n, _a, _bv, s, v, _s in installed
                         ):
                             status = "fixed_reboot_pending"

@@ -14,6 +14,7 @@ from uus.exposure import selectors, services
 from uus.exposure.models import EvaluatedSet, Finding
 from uus.exposure.tests.fleet import DATA, build_fleet, dpkg_lt, reference
 from uus.inventory import packages as pk
+from uus.inventory import selectors as inventory_selectors
 from uus.inventory import services as inventory
 from uus.inventory.models import Machine, Package
 from uus.inventory.tests.factories import machine_make
@@ -59,7 +60,13 @@ def test_a_machines_new_inventory_re_evaluates_only_its_own_set(fleet, tmp_path)
         q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"] and "exposure_finding" in q["sql"]
     ]
     pair = EvaluatedSet.objects.get(package_set_id=machine.package_set_id, release=machine.release)
-    assert len(inserts) == 1 and f"e.id IN ({pair.pk})" in inserts[0]  # one statement, for one (set, release)
+    changed = inventory_selectors.package_sets_diff(old_set, machine.package_set_id).changed_package_ids
+    assert changed and len(changed) < 10
+    # two statements: the old set's findings of the unchanged packages copied, and only the changed
+    # packages matched against the notices (for this one new (set, release) pair)
+    assert len(inserts) == 2
+    assert f"f.package_set_id = {old_set}" in inserts[0] and "NOT IN" in inserts[0]
+    assert f"e.id = {pair.pk} AND p.id IN ({','.join(map(str, sorted(changed)))})" in inserts[1]
     after = _rows()
     # nothing of any other set was deleted or rewritten; only the new set gained rows
     assert {r for r in before if r[1] != machine.package_set_id} <= after
@@ -68,6 +75,29 @@ def test_a_machines_new_inventory_re_evaluates_only_its_own_set(fleet, tmp_path)
     got = {(r["notice"], r["cve"], r["package"]) for r in _answers() if r["hostname"] == target.hostname}
     want = {k[1:] for k in reference([target], include_not_running=True)}
     assert got == want and not [k for k in got if k[2] == "bsdutils"]
+    # the copied and re-evaluated findings are exactly what a full evaluation of the new set makes
+    incremental = _answers()
+    services.exposure_rebuild()
+    assert _answers() == incremental
+
+
+def test_a_large_change_or_an_unevaluated_old_set_is_evaluated_whole(fleet):
+    notices_import(str(DATA))
+    target = next(m for m in fleet if m.hostname == "iso-2204")
+    machine = Machine.objects.get(hostname=target.hostname)
+    # a new inventory sharing nothing with the old one (every package renamed away but openssh's)
+    packages = [p for p in target.packages if p[3] == "openssh"] + [
+        (f"site-{i}", "amd64", "1.0", f"site-{i}", "1.0", "installed") for i in range(services.DELTA_LIMIT + 5)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        inventory.inventory_apply_full(machine=machine, inventory_hash=pk.inventory_hash(packages), entries=packages)
+    inserts = [
+        q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"] and "exposure_finding" in q["sql"]
+    ]
+    assert len(inserts) == 1 and "e.id IN (" in inserts[0] and "NOT IN" not in inserts[0]
+    got = {(r["notice"], r["cve"], r["package"]) for r in _answers() if r["hostname"] == target.hostname}
+    target.packages = packages
+    assert got == {k[1:] for k in reference([target], include_not_running=True)} and got
 
 
 def test_importing_a_notice_touches_only_sets_with_its_source_and_equals_a_rebuild(fleet, tmp_path):

@@ -107,6 +107,13 @@ def test_the_fleet_really_exercises_every_trap(loaded):
     # a machine running the fixed kernel is not exposed to the kernel notice; its old kernel is listed apart
     booted = {k: v["status"] for k, v in got.items() if k[0].startswith("k-") and k[0].endswith("-booted")}
     assert booted and set(booted.values()) == {"not_running"}
+    # a running ABI that merely starts like the vulnerable one (…-1033 / …-10330) is another kernel
+    prefix = {v["status"] for k, v in got.items() if k[0].startswith("k-") and k[0].endswith("-prefix")}
+    assert prefix == {"not_running"}
+    # the fixed kernel's modules without its image: nothing to reboot into, the running kernel stays exposed
+    noimage = {(k[3], v["status"]) for k, v in got.items() if k[0].startswith("k-") and k[0].endswith("-noimage")}
+    assert noimage and {s for _, s in noimage} <= {"fix_available", "not_running"}
+    assert {"fix_available"} <= {s for _, s in noimage}
     # removed packages whose configuration files remain (dpkg config-files) never count
     removed = [(h, n) for h, p in pkgs.items() for n, e in p.items() if e[5] != "installed"]
     assert removed and not [k for k in got if (k[0], k[3]) in removed]
