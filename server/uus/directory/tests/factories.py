@@ -24,7 +24,7 @@ def machine_make(hostname: str, fqdn: str = "") -> Machine:
         hostname=hostname,
         fqdn=fqdn or hostname,
         client_id="m-" + secrets.token_hex(12),
-        secret_hash=secrets.token_hex(32),
+        secret_hash=secrets.token_hex(16),  # 128-bit hashes, as inventory stores them
     )
 
 
