@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[3] / "tests" / "data" / "usn-osv-sample"
+# derived/ holds one notice made from a real one (PROVENANCE.md): the superseding case the real data lacks
 NOTICE_FILES = sorted((DATA / "usn").glob("*.json")) + sorted((DATA / "cve").glob("*.json"))
+NOTICE_FILES += sorted((DATA / "derived").glob("*.json"))
 ISO_PACKAGES = DATA / "jammy-iso" / "Packages.gz"
 KERNEL_ABI = re.compile(r"\d+\.\d+\.\d+-\d+")
 

@@ -21,6 +21,9 @@ OLD = "2.34-0.1ubuntu4"  # util-linux on 20.04, from USN-6719-1's own version hi
 @pytest.fixture
 def fleet(transactional_db):
     notices_import(str(DATA / "usn" / "USN-6719-1.json"))
+    notices_import(str(DATA / "usn" / "USN-6944-1.json"))
+    curl = "7.81.0-1ubuntu1.16"  # before USN-6944-1's 22.04 fix
+    machine_make("jammy-01", release="22.04", packages=[("curl", "amd64", curl, "curl", curl, "installed")])
     pkgs = [
         ("bsdutils", "amd64", "1:" + OLD, "util-linux", OLD, "installed"),
         ("uuid-runtime", "amd64", OLD, "util-linux", OLD, "installed"),
@@ -59,6 +62,14 @@ def test_cve_csv_and_rebuild(fleet, uus_cli):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{len(before)} findings"
     assert sorted(Finding.objects.values_list("package_set_id", "affected_id", "package_id")) == before
+
+
+def test_cve_json_rates_priority_and_answers_a_bare_package_name(fleet, uus_cli):
+    rows = json.loads(uus_cli("cve", "CVE-2024-7264", "--json").stdout)
+    assert [(r["hostname"], r["package"], r["priority"], r["status"]) for r in rows] == [
+        ("jammy-01", "curl", "medium", "fix_available")
+    ]
+    assert json.loads(uus_cli("cve", "package:curl", "--json").stdout) == rows
 
 
 @pytest.mark.parametrize("text", ["CVE-12", "package:Bad Name", "package:curl<!!"])

@@ -102,6 +102,12 @@ def test_the_fleet_really_exercises_every_trap(loaded):
     assert some(lambda k, v: k[1] == "USN-6719-1")  # cves_map with an empty list
     assert some(lambda k, v: "~" in pkgs[k[0]][k[3]][4])  # tilde source versions
     assert {k[1] for k in some(lambda k, v: k[2] == "CVE-2021-3782")} == {"USN-5614-1", "UBUNTU-CVE-2021-3782"}
+    # superseding: a 22.04 machine at USN-6719-1's fix is still exposed to CVE-2024-28085 through the later
+    # notice (derived/USN-6719-9, fixed at 2.37.2-4ubuntu3.4), and machines below both are exposed to both
+    at_first_fix = some(lambda k, v: k[1] == "USN-6719-9" and pkgs[k[0]][k[3]][4] == "2.37.2-4ubuntu3.3")
+    assert at_first_fix and not [k for k in want if k[1] == "USN-6719-1" and k[0] in {h for h, *_ in at_first_fix}]
+    below = some(lambda k, v: k[1] == "USN-6719-1" and k[0].startswith("m2204"))
+    assert below and all((h, "USN-6719-9", c, b) in want for h, _, c, b in below)
     for status in ("fixed_reboot_pending", "not_running"):
         assert some(lambda k, v, s=status: v["status"] == s)
     # a machine running the fixed kernel is not exposed to the kernel notice; its old kernel is listed apart

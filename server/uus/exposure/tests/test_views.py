@@ -79,3 +79,73 @@ def test_dashboard_tiles_and_trend_from_the_snapshot_job(fleet, auditor):
     html = auditor.get(reverse("web:dashboard")).content.decode()
     assert 'id="exposure-tile"' in html and "USN-6719-1" in html
     assert "Exposed machines over time" in html and "The periodic snapshot job has not run yet" not in html
+
+
+def test_search_box_is_on_every_page_of_the_menu(fleet, admin_user, client):
+    from uus.web.menu import MENU
+
+    assert client.login(username=admin_user.username, password=PASSWORD)
+    for item in MENU:
+        if item.url_name == "api-docs":
+            continue  # the API's own documentation page, not a UI screen
+        r = client.get(reverse(item.url_name))
+        assert r.status_code == 200, item.url_name
+        assert 'class="exposure-search"' in r.content.decode(), f"no search box on {item.url_name}"
+
+
+@pytest.fixture
+def real_fleet(db):
+    """The reference fleet of test_rule: real notices, machines from their own versions, kernels."""
+    from uus.exposure.tests.fleet import build_fleet
+
+    notices_import(str(DATA))
+    fleet = build_fleet(machines_per_release=2)
+    return {
+        m.hostname: machine_make(m.hostname, packages=m.packages, release=m.release, kernel=m.kernel) for m in fleet
+    }
+
+
+def _bars(html: str, label: str) -> dict[str, str]:
+    """{bar label: value} of the SVG bar chart titled `label` (web/_bar_chart.html)."""
+    import re
+
+    chart = html[html.index(f'aria-label="{label}"') :]
+    chart = chart[: chart.index("</svg>")]
+    return dict(re.findall(r"<title>([^<]+?): ([\d,]+)</title>", chart))
+
+
+def test_result_page_counts_per_priority_and_status_equal_the_full_list(real_fleet, auditor):
+    from uus.exposure import selectors
+    from uus.exposure.presentation import STATUS_LABELS
+
+    for text in ("USN-7800-1", "CVE-2024-28085", "package:curl"):
+        rows = selectors.findings(selectors.parse_query(text))
+        want = selectors.summary(rows)
+        html = auditor.get(reverse("exposure:search"), {"q": text}).content.decode()
+        assert f'id="exposed-count">{want["machines"]}<' in html, text
+        by_priority = _bars(html, "Machines by priority")
+        assert {p: int(n) for p, n in by_priority.items() if int(n)} == {
+            p: n for p, n in want["by_priority"].items() if n
+        }, text
+        by_status = _bars(html, "Machines by status")
+        assert {k: int(v) for k, v in by_status.items() if k != STATUS_LABELS["fixed"]} == {
+            STATUS_LABELS[s]: n for s, n in want["by_status"].items()
+        }, text
+    # a fix only in Ubuntu Pro (USN-7800-1, Ubuntu:Pro:Realtime:24.04:LTS) is shown apart
+    html = auditor.get(reverse("exposure:search"), {"q": "USN-7800-1"}).content.decode()
+    assert "with a fix that needs Ubuntu Pro" in html and '<span class="badge">Ubuntu Pro</span>' in html
+
+
+def test_machine_detail_lists_kernels_that_are_not_running_apart(real_fleet, auditor):
+    booted = real_fleet["k-oem-booted"]  # runs the fixed kernel; the vulnerable one is still installed
+    url = reverse("inventory:machine_detail", args=[booted.uuid])
+    html = auditor.get(url).content.decode()
+    section = html[html.index('id="machine-exposure"') :]
+    assert "No known vulnerability affects" in section and "concern kernels installed but not running" in section
+    assert "USN-6650-1" not in section  # not listed until asked for
+    section = auditor.get(url, {"kernels": "all"}).content.decode()
+    section = section[section.index('id="machine-exposure"') :]
+    assert "USN-6650-1" in section
+    reboot = real_fleet["k-oem-reboot"]  # runs the vulnerable kernel, the fixed one installed beside it
+    section = auditor.get(reverse("inventory:machine_detail", args=[reboot.uuid])).content.decode()
+    assert "fixed, reboot pending" in section[section.index('id="machine-exposure"') :]
