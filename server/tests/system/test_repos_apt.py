@@ -277,6 +277,90 @@ def test_upstream_package_is_fetched_once_then_served_from_the_cache(uus, upstre
     assert sum(1 for r in upstream["requests"] if "/pool/" in r) == 2
 
 
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY_DOC = Path(__file__).resolve().parents[3] / "docs" / "deploy-nginx.md"
+
+
+@pytest.fixture
+def nginx(uus, tmp_path):
+    """nginx in front of the module's `uus serve`, configured with docs/deploy-nginx.md's block
+    (only the address, the port and the data directory replaced): the documentation is what runs."""
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is missing: scripts/install-system-deps installs it")
+    doc = DEPLOY_DOC.read_text()
+    block = doc.split("```nginx\n", 1)[1].split("```", 1)[0]
+    from .test_serve import free_port
+
+    port = free_port()
+    server_port = uus.server.url.rsplit(":", 1)[1]
+    block = (
+        block.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{server_port}")
+        .replace("/var/lib/uus/", f"{uus.data}/")
+    )
+    assert "/var/lib/uus" not in block and f"listen 127.0.0.1:{port};" in block
+    work = tmp_path / "nginx"
+    work.mkdir()
+    (work / "nginx.conf").write_text(
+        # as root, nginx's workers would drop to nobody, who cannot enter the tests' 0700 directories
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/error.log;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{ access_log {work}/access.log; client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;\n"
+        f"  fastcgi_temp_path {work}/f; uwsgi_temp_path {work}/u; scgi_temp_path {work}/s;\n{block}\n}}\n"
+    )
+    proc = subprocess.Popen([NGINX, "-p", str(work), "-c", str(work / "nginx.conf")], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/repo/key.asc", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"nginx exited: {proc.stderr.read().decode()[-500:]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_apt_installs_through_nginx_serving_indexes_and_pool_from_disk(uus, nginx, apt_root):
+    uus.cli("repos", "publish", "production")
+    with urllib.request.urlopen(nginx + "/repo/key.asc", timeout=10) as r:
+        keyring = apt_root.trust(r.read())
+    apt_root.sources(f"deb [signed-by={keyring}] {nginx}/repo/production uus-local main")
+    update = apt_root.apt("update")
+    assert _clean(update), update.stdout + update.stderr
+    download = apt_root.apt("download", "sl")
+    assert download.returncode == 0, download.stdout + download.stderr
+    sl = (DEBS / "sl_5.02-1+b1_amd64.deb").read_bytes()
+    assert (apt_root.root / "sl_5.02-1+b1_amd64.deb").read_bytes() == sl
+
+    pool = f"{nginx}/repo/production/pool/local/main/s/sl/sl_5.02-1%2bb1_amd64.deb"
+    req = urllib.request.Request(pool, headers={"Range": "bytes=100-199"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        # nginx's own ETag ("mtime-size"): the file came from disk, not through UUS ("inode-size-mtime")
+        assert r.status == 206 and r.read() == sl[100:200] and r.headers["ETag"].count("-") == 1
+        etag = r.headers["ETag"]
+    try:
+        urllib.request.urlopen(urllib.request.Request(pool, headers={"If-None-Match": etag}), timeout=10)
+        raise AssertionError("expected 304")
+    except urllib.error.HTTPError as e:
+        assert e.code == 304
+    sha = hashlib.sha256(sl).hexdigest()
+    for refused in (f"/_uus_pool/by-sha256/{sha[:2]}/{sha[2:]}", "/repo/production/.uus/pool-map-uus-local.tsv",
+                    "/repo/production/pool/local/main/h/hello/hello_2.10-3_amd64.deb"):  # fmt: skip
+        try:
+            urllib.request.urlopen(nginx + refused, timeout=10)
+            raise AssertionError(f"{refused} was served")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404, refused
+
+
 def test_tampered_index_or_wrong_key_is_refused_by_apt(uus, upstream, apt_root):
     uus.cli("repos", "publish", "test")
     keyring = apt_root.trust(uus.get("/repo/key.asc")[1])
@@ -345,3 +429,88 @@ def test_a_publish_killed_mid_way_leaves_the_old_tree_served_whole(uus, upstream
     update = apt_root.apt("update")
     assert _clean(update), update.stdout + update.stderr
     assert apt_root.apt("download", "sl").returncode == 0
+
+
+def _wait_for(what: str, predicate, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_killing_the_server_mid_publish_leaves_the_old_repository_served(upstream, tmp_path, apt_root):
+    """`uus serve` publishes by itself (its in-process worker); SIGKILL it while it builds, and the
+    repository it served before is still there whole: a restarted server serves it to apt, then
+    resumes the lost publish, which switches the new tree in."""
+    import sqlite3
+
+    data = tmp_path / "var"
+    data.mkdir()
+    server = Server(data)  # the default backend: the server's own worker runs the publishes
+
+    def cli(*args: str) -> None:
+        proc = subprocess.run([*uus_command(), *args], env=fresh_env(data), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (args, proc.stderr)
+
+    def fetch(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(server.url + path, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+
+    root = data / "repos"
+    try:
+        server.wait()
+        # the first start alone makes the key and publishes every ring (the renewal job runs at once)
+        _wait_for("the first publish", lambda: fetch("/repo/production/dists/uus-local/InRelease")[0] == 200)
+        assert fetch("/repo/key.asc")[1].startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        cli("packages", "upload", str(DEBS / "sl_5.02-1+b1_amd64.deb"))
+        packages = "/repo/production/dists/uus-local/main/binary-amd64/Packages"
+        _wait_for("the upload to be published", lambda: b"Package: sl\n" in fetch(packages)[1])
+        cli("upstream", "add", "deb", upstream["url"], "--suites", "bookworm,bookworm-security", "--components",
+            "main", "--architectures", "amd64", "--keyring", str(upstream["keyring"]))  # fmt: skip
+        cli("upstream", "sync", "deb")
+        _wait_for("the upstream suites", lambda: fetch("/repo/production/dists/bookworm-security/InRelease")[0] == 200)
+        _wait_for("the publishes to settle", lambda: not list(root.glob(".build-production-*")))
+        time.sleep(1)  # a publish queued by the sync may still start
+        _wait_for("the publishes to settle", lambda: not list(root.glob(".build-production-*")))
+        live = os.readlink(root / "production")
+        before = {p.relative_to(root / live): p.read_bytes() for p in (root / live).rglob("*") if p.is_file()}
+
+        shutil.rmtree(data / "upstream-indexes")  # the next publish fetches them again, slowly
+        upstream["delay"]["/binary-amd64/"] = 60
+        cli("approvals", "set", "production", "jq", JQ_NEW, "approved")  # queues a publish
+        _wait_for("the server to start building", lambda: list(root.glob(".build-production-*")), timeout=60)
+        time.sleep(0.5)
+        server.proc.kill()  # SIGKILL: no cleanup code runs
+        server.proc.wait(10)
+        server.log.close()
+    finally:
+        upstream["delay"].clear()
+    assert os.readlink(root / "production") == live
+    after = {p.relative_to(root / live): p.read_bytes() for p in (root / live).rglob("*") if p.is_file()}
+    assert after == before
+
+    # the worker died with its job still "running": make it look lost now rather than in 90 s
+    with sqlite3.connect(data / "uus.sqlite3") as db:
+        aged = db.execute("UPDATE jobs_job SET heartbeat = '2000-01-01 00:00:00' WHERE state = 'running'").rowcount
+    assert aged >= 1
+    server = Server(data)
+    try:
+        server.wait()
+        keyring = apt_root.trust(fetch("/repo/key.asc")[1])
+        apt_root.sources(f"deb [signed-by={keyring}] {server.url}/repo/production uus-local main")
+        update = apt_root.apt("update")
+        assert _clean(update), update.stdout + update.stderr
+        assert apt_root.apt("download", "sl").returncode == 0
+        # the lost publish is resumed and switches the new tree in; the half-built one is gone
+        security = "/repo/production/dists/bookworm-security/main/binary-amd64/Packages"
+        _wait_for("the resumed publish", lambda: f"Version: {JQ_NEW}".encode() in fetch(security)[1], timeout=180)
+        assert os.readlink(root / "production") != live
+        assert not list(root.glob(".build-production-*"))
+    finally:
+        server.stop()
+        subprocess.run(["gpgconf", "--homedir", str(data / "gnupg"), "--kill", "gpg-agent"], capture_output=True)

@@ -1,4 +1,4 @@
-"""`uus packages upload|list|remove`, `uus repos publish|list`, `uus repos key show|rotate|retire`,
+"""`uus packages upload|list|remove`, `uus repos publish|list`, `uus repos key show|rotate|import|retire`,
 `uus repos cache`."""
 
 from __future__ import annotations
@@ -163,6 +163,8 @@ def repos_list(args) -> int:
 
 
 def repos_key(args) -> int:
+    import sys
+
     from uus.cli.main import CliError
     from uus.cli.output import print_json
     from uus.repos import services
@@ -171,10 +173,18 @@ def repos_key(args) -> int:
         info = services.signing_key_info()
     elif args.action == "rotate":
         info = services.signing_key_rotate()
+    elif args.action == "import":
+        if not args.target:
+            raise CliError("uus repos key import FILE (an armored secret key without passphrase; - for stdin)")
+        try:
+            data = sys.stdin.buffer.read() if args.target == "-" else open(args.target, "rb").read()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.target}: {exc.strerror}") from exc
+        info = services.signing_key_import(data)
     else:
-        if not args.fingerprint:
+        if not args.target:
             raise CliError("uus repos key retire FINGERPRINT")
-        info = services.signing_key_retire(args.fingerprint)
+        info = services.signing_key_retire(args.target)
     if args.json:
         print_json(info)
     else:
@@ -235,9 +245,11 @@ def register(sub) -> None:
     p = rsub.add_parser("list", help="rings, suites, counts and last publish")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=repos_list)
-    p = rsub.add_parser("key", help="the signing key: show, rotate (with overlap), retire an old key")
-    p.add_argument("action", choices=["show", "rotate", "retire"])
-    p.add_argument("fingerprint", nargs="?", default="")
+    p = rsub.add_parser("key", help="the signing key: show, rotate (with overlap), import your own, retire an old key")
+    p.add_argument("action", choices=["show", "rotate", "import", "retire"])
+    p.add_argument(
+        "target", nargs="?", default="", metavar="FINGERPRINT|FILE", help="retire: the key; import: its file"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=repos_key)
     p = rsub.add_parser("cache", help="pull-through cache statistics (--evict: enforce the size limit now)")

@@ -180,20 +180,20 @@ def stage_checked(job: tuple[str, str, int, bool]) -> tuple[DebInfo | None, UusE
     return info, None
 
 
-def pool_place(pool_root: str | os.PathLike, staged: Path, sha256: str) -> Path:
+def pool_place(pool_root: str | os.PathLike, staged: str | os.PathLike, sha256: str) -> str:
     """Move a staged file into the pool under its hash: one rename, which also serves when the pool
     holds that content already (the same bytes replace the same bytes, atomically for readers).
     Not synced: the caller syncs what it placed (:func:`sync_files`) before anything names it."""
-    final = Path(pool_root) / pool_relpath(sha256)
+    final = os.path.join(pool_root, pool_relpath(sha256))
     try:
         os.rename(staged, final)
     except FileNotFoundError:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         os.rename(staged, final)
     return final
 
 
-def sync_files(paths: list[Path]) -> None:
+def sync_files(paths: list[str]) -> None:
     """Make placed files durable: an fsync each (and of their directories) for a few, one
     ``os.sync()`` for many (an fsync per file was most of the cost of adding thousands)."""
     if len(paths) > 16:
@@ -205,8 +205,8 @@ def sync_files(paths: list[Path]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    for directory in {p.parent for p in paths}:
-        _fsync_dir(directory)
+    for directory in {os.path.dirname(p) for p in paths}:
+        _fsync_dir(Path(directory))
 
 
 def ingest_deb(pool_root: str | os.PathLike, path: str | os.PathLike, max_bytes: int) -> tuple[DebInfo, str]:

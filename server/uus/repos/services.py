@@ -160,6 +160,21 @@ def signing_key_retire(fingerprint: str) -> dict:
     return signing_key_info()
 
 
+def signing_key_import(armored_secret_key: bytes) -> dict:
+    """Sign with an organisation's own key from now on (an armored secret key without passphrase,
+    tried before it is kept); the previous key stays published and co-signing, as after a rotation.
+    The key material goes to gpg on stdin, never to a log or a command line."""
+    signing_key_current()
+    with _key_lock:
+        try:
+            signing.signing_key_import(gnupg_home(), armored_secret_key)
+        except signing.SigningError as exc:
+            raise UusError(exc.message, code="invalid") from None
+        write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
+    repos_publish_soon()
+    return signing_key_info()
+
+
 def public_key_armored() -> bytes:
     signing_key_current()
     return key_asc_path().read_bytes()
@@ -333,7 +348,7 @@ def packages_upload_many(*, paths: list, user=None, publish: bool = True, move: 
     staging = _staging_dir()
     try:
         infos: list[DebInfo | None] = [None] * len(outcomes)
-        staged: list[Path | None] = [None] * len(outcomes)
+        staged: list[str | None] = [None] * len(outcomes)
         opinion = SecondOpinion(paths, workdir=staging)
         try:
             jobs = [(o.path, str(staging / f"{i}.deb"), max_bytes, move) for i, o in enumerate(outcomes)]
@@ -341,7 +356,7 @@ def packages_upload_many(*, paths: list, user=None, publish: bool = True, move: 
                 if exc is not None:
                     outcomes[i].refuse(exc)
                 else:
-                    infos[i], staged[i] = info, Path(jobs[i][1])
+                    infos[i], staged[i] = info, jobs[i][1]
             reasons = opinion.finish(infos)
         finally:
             opinion.close()
@@ -353,7 +368,8 @@ def packages_upload_many(*, paths: list, user=None, publish: bool = True, move: 
         existing = _rows_named({info.package for info in infos if info})
         username = getattr(user, "username", "") or ""
         new: dict[tuple[str, str, str], PrivatePackage] = {}
-        placed: list[Path] = []
+        placed: list[str] = []
+        root = str(pool_root())
         for i, info in enumerate(infos):
             if info is None:
                 continue
@@ -371,7 +387,7 @@ def packages_upload_many(*, paths: list, user=None, publish: bool = True, move: 
             )  # fmt: skip
             o.package, o.created = _private_package(info, filename, username), True
             new[key] = o.package
-            placed.append(pool_place(pool_root(), staged[i], info.sha256))
+            placed.append(pool_place(root, staged[i], info.sha256))
         sync_files(placed)  # before any row names the files
         try:
             with transaction.atomic():

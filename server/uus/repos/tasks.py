@@ -19,7 +19,7 @@ def repos_renew(ctx):
     (unchanged indexes are reused, so this costs about a second per large suite)."""
     jobs = services.repos_publish_soon()
     ctx.log(f"queued {len(jobs)} publish job(s)")
-    return {"queued": [j.pk for j in jobs]}
+    return {"queued": [str(j.pk) for j in jobs]}  # ids as text: a result is stored as JSON
 
 
 @job("Fetch changed upstream indexes, then publish", locks=("repos:upstream-indexes",))

@@ -17,11 +17,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from uus.core.exceptions import UusError
 from uus.web.decorators import role_required
 
-from . import services
+from . import selectors, services
 from .models import PrivatePackage
 
 _RING_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# the internal location of a front server that serves pool files from disk, e.g. /_uus_pool/
+_ACCEL_RE = re.compile(r"^/[A-Za-z0-9_][A-Za-z0-9_/-]*/$")
 CONTENT_TYPES = {".deb": "application/vnd.debian.binary-package", ".gz": "application/gzip", ".xz": "application/x-xz"}
 
 
@@ -121,6 +123,11 @@ def repo_file(request, ring: str, path: str):
             return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
         if stored is None:
             raise Http404("not in this repository")
+        accel = request.headers.get("X-UUS-Accel-Pool", "")
+        if _ACCEL_RE.fullmatch(accel):  # a front server serves the stored file itself (docs/deploy-nginx.md)
+            resp = HttpResponse(content_type=CONTENT_TYPES[".deb"])
+            resp["X-Accel-Redirect"] = accel + stored.relative_to(services.pool_root()).as_posix()
+            return resp
         return _send_file(request, stored, CONTENT_TYPES[".deb"])
     found = services.dists_file(ring, path)
     if found is None:
@@ -159,11 +166,15 @@ def repository_publish(request, ring):
 @login_required
 @require_GET
 def package_list(request):
-    packages = PrivatePackage.objects.all()
+    packages = list(PrivatePackage.objects.defer("fields"))
+    installs = selectors.private_package_installs(packages)
     return render(
         request,
         "repos/package_list.html",
-        {"packages": packages, "max_mb": services.settings.UUS["upload_max_mb"]},
+        {
+            "rows": [(p, installs[p.pk]) for p in packages],
+            "max_mb": services.settings.UUS["upload_max_mb"],
+        },
     )
 
 

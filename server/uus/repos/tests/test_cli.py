@@ -73,3 +73,43 @@ def test_publish_without_a_ring_publishes_every_ring_and_queues_nothing(uus_cli,
     assert not Job.objects.filter(state="queued").exists()
     assert uus_cli("packages", "upload", "--publish", "--ring", "nope", str(HELLO)).returncode == 1
     assert not list((data_dir / "pool").rglob("*hello*"))
+
+
+def test_an_own_key_imported_signs_and_the_old_one_overlaps(uus_cli, data_dir, tmp_path):
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", "Org Key <repo@org.example>", "ed25519", "sign", "never"], check=True,
+                   capture_output=True)  # fmt: skip
+    secret = subprocess.run([*gpg, "--armor", "--export-secret-keys"], check=True, capture_output=True).stdout
+    own = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-keys"], capture_output=True,
+                         text=True).stdout  # fmt: skip
+    own_fpr = next(line.split(":")[9] for line in own.splitlines() if line.startswith("fpr:"))
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    key_file = tmp_path / "org.asc"
+    key_file.write_bytes(secret)
+
+    first = json.loads(uus_cli("repos", "key", "show", "--json").stdout)["fingerprint"]
+    done = uus_cli("repos", "key", "import", str(key_file), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"fingerprint": own_fpr, "overlap": [first], "key_url": "/repo/key.asc"}
+    assert b"PRIVATE KEY" not in (done.stdout + done.stderr).encode()
+    published = uus_cli("repos", "publish", "production")
+    assert published.returncode == 0, published.stderr
+    listed = subprocess.run(["gpg", "--show-keys", "--with-colons", str(data_dir / "repos/key.asc")],
+                            capture_output=True, text=True).stdout  # fmt: skip
+    assert {line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:")} == {own_fpr, first}
+    inrelease = data_dir / "repos/production/dists/uus-local/InRelease"
+    keyring = tmp_path / "trusted.gpg"  # what a machine puts in signed-by
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=(data_dir / "repos/key.asc").read_bytes(),
+                                       capture_output=True, check=True).stdout)  # fmt: skip
+    verified = subprocess.run(
+        ["gpgv", "--status-fd", "1", "--keyring", str(keyring), str(inrelease)],
+        capture_output=True,
+        text=True,
+    )
+    assert f"VALIDSIG {own_fpr}" in verified.stdout and f"VALIDSIG {first}" in verified.stdout
+    public_only = tmp_path / "public.asc"
+    public_only.write_bytes((data_dir / "repos/key.asc").read_bytes())
+    refused = uus_cli("repos", "key", "import", str(public_only))
+    assert refused.returncode == 1 and "no usable secret signing key" in refused.stderr

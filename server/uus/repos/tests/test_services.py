@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,80 @@ def test_api_upload_of_several_files_answers_per_file(data_dir, api_client_for, 
     assert results[1]["error"]["code"] == "invalid_package" and "truncated" in results[1]["error"]["message"]
     assert sorted(PrivatePackage.objects.values_list("name", flat=True)) == ["hello", "sl"]
     assert not [p for p in data_dir.iterdir() if p.name.startswith("upload-")]  # the spool is gone
+
+
+def test_packages_page_says_where_each_upload_is_installed(data_dir, client, operator_user):
+    from uus.inventory.tests.factories import entries, entry, machine_make
+    from uus.repos.selectors import private_package_installs
+
+    hello, _ = services.package_upload(path=HELLO, publish=False)
+    sl, _ = services.package_upload(path=SL, publish=False)
+    cowsay, _ = services.package_upload(path=COWSAY, publish=False)
+    base = [entry("libc6", "2.36-9+deb12u13")]
+    machine_make("web-1", packages=entries(*base, entry("hello", "2.10-3")), release="12")
+    machine_make("web-2", packages=entries(*base, entry("hello", "2.10-3"), entry("sl", "5.02-1")), release="12")
+    machine_make("web-3", packages=entries(*base, entry("hello", "2.10-3", status="config-files")), release="12")
+    revoked = machine_make("old-1", packages=entries(*base, entry("hello", "2.10-3")), release="12")
+    revoked.is_revoked = True
+    revoked.save()
+    installs = private_package_installs([hello, sl, cowsay])
+    assert (installs[hello.pk].machines, installs[hello.pk].hostnames) == (2, ["web-1", "web-2"])
+    assert installs[sl.pk].machines == 0  # web-2 has another version of sl
+    assert installs[cowsay.pk].machines == 0
+
+    client.force_login(operator_user)
+    page = client.get("/packages/").content.decode()
+    assert 'installed on <a href="/machines/?package=hello&amp;version=2.10-3">2 machines</a>: web-1, web-2' in page
+    assert page.count("installed nowhere yet") == 2
+
+
+def test_the_daily_renewal_re_signs_every_ring_before_valid_until(data_dir, settings):
+    from email.utils import parsedate_to_datetime
+
+    from django.utils import timezone
+
+    from uus.jobs.models import Schedule
+    from uus.jobs.services import job_run_inline, schedules_ensure
+
+    def valid_until(ring: str):
+        release = (services.ring_root(ring) / "dists/uus-local/Release").read_text()
+        line = next(x for x in release.splitlines() if x.startswith("Valid-Until: "))
+        return parsedate_to_datetime(line.split(": ", 1)[1].replace("UTC", "+0000"))
+
+    services.package_upload(path=HELLO, publish=False)
+    settings.UUS = {**settings.UUS, "repo_valid_days": 1}
+    for ring in Ring.objects.all():
+        services.repo_publish(ring=ring)
+    first = valid_until("production")
+    assert timedelta(hours=23) < first - timezone.now() <= timedelta(days=1)
+    packages = services.ring_root("production") / "dists/uus-local/main/binary-amd64/Packages.xz"
+    before = packages.stat().st_ino
+
+    settings.UUS = {**settings.UUS, "repo_valid_days": 7}
+    schedules_ensure()
+    schedule = Schedule.objects.get(job_name=tasks.repos_renew.job_name)
+    assert schedule.is_enabled and schedule.interval_seconds < settings.UUS["repo_valid_days"] * 86400 / 2
+    renew = job_run_inline(tasks.repos_renew)
+    assert renew.state == "succeeded" and len(renew.result["queued"]) == Ring.objects.count()
+    for job in Job.objects.filter(pk__in=renew.result["queued"]):
+        assert job_run_inline(tasks.repo_publish, kwargs=job.kwargs).state == "succeeded"
+    for ring in Ring.objects.values_list("name", flat=True):
+        assert timedelta(days=6, hours=23) < valid_until(ring) - timezone.now() <= timedelta(days=7)
+    # nothing else changed: the compressed index is the previous generation's file, re-signed only
+    assert (services.ring_root("production") / "dists/uus-local/main/binary-amd64/Packages.xz").stat().st_ino == before
+
+
+def test_a_front_server_is_told_which_stored_file_to_send(published, client):
+    """With X-UUS-Accel-Pool (set by nginx, docs/deploy-nginx.md) UUS resolves the pool path (ring
+    visibility, pull-through) and names the stored file; nginx then sends it from disk itself."""
+    pool = "/repo/production/pool/local/main/h/hello/hello_2.10-3_amd64.deb"
+    sha = hashlib.sha256(HELLO.read_bytes()).hexdigest()
+    resp = client.get(pool, HTTP_X_UUS_ACCEL_POOL="/_uus_pool/")
+    assert resp.status_code == 200 and resp.content == b""
+    assert resp["X-Accel-Redirect"] == f"/_uus_pool/by-sha256/{sha[:2]}/{sha[2:]}"
+    assert resp["Content-Type"] == "application/vnd.debian.binary-package"
+    for odd in ("/_uus_pool/../../etc/", "_uus_pool/", "/x y/"):  # not a location: the file itself
+        plain = client.get(pool, HTTP_X_UUS_ACCEL_POOL=odd)
+        assert "X-Accel-Redirect" not in plain and b"".join(plain.streaming_content) == HELLO.read_bytes()
+    missing = "/repo/production/pool/local/main/s/sl/sl_5.02-1+b1_amd64.deb"
+    assert client.get(missing, HTTP_X_UUS_ACCEL_POOL="/_uus_pool/").status_code == 404
