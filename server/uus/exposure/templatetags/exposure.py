@@ -13,7 +13,7 @@ from uus.web.charts import bar_chart
 
 from .. import selectors
 from ..models import ExposureSnapshot
-from ..presentation import PRIORITY_COLORS, by_priority
+from ..presentation import PRIORITY_COLORS, STATUS_LABELS, by_priority
 
 register = template.Library()
 TREND_DAYS = 30
@@ -25,10 +25,15 @@ def machine_exposure(context, machine):
     rows = selectors.findings(selectors.Query(machine_id=machine.pk, label=machine.hostname), include_not_running=True)
     exposed = [r for r in rows if r["status"] != selectors.Status.NOT_RUNNING]
     apart = [r for r in rows if r["status"] == selectors.Status.NOT_RUNNING]
+    summary = selectors.summary(exposed)
     return {
         "machine": machine,
         "groups": by_priority(exposed),
-        "summary": selectors.summary(exposed),
+        "summary": summary,
+        # findings per status (the summary counts machines, and this is one machine)
+        "statuses": [
+            (STATUS_LABELS.get(st, st), sum(1 for r in exposed if r["status"] == st)) for st in summary["by_status"]
+        ],
         "not_running": by_priority(apart) if every else [],
         "not_running_count": len(apart),
     }

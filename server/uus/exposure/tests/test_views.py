@@ -148,4 +148,5 @@ def test_machine_detail_lists_kernels_that_are_not_running_apart(real_fleet, aud
     assert "USN-6650-1" in section
     reboot = real_fleet["k-oem-reboot"]  # runs the vulnerable kernel, the fixed one installed beside it
     section = auditor.get(reverse("inventory:machine_detail", args=[reboot.uuid])).content.decode()
-    assert "fixed, reboot pending" in section[section.index('id="machine-exposure"') :]
+    section = section[section.index('id="machine-exposure"') :]
+    assert "findings · fixed, reboot pending: " in section and "fixed_reboot_pending" not in section
