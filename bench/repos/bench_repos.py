@@ -6,7 +6,8 @@
     bookworm main index, with UUS (`uus packages upload --move --publish --ring production DIR`, one
     command as reprepro's; and copying, `uus packages upload DIR` + `uus repos publish production`),
     aptly (`repo add` + `publish repo`) and reprepro (`includedeb`, which exports), all signing with
-    gpg; the disk is synced before each tool, so none pays for another's writes;
+    gpg; the disk is synced before each tool, so none pays for another's writes; --rounds-a rounds
+    (default 3), the tools in a rotating order, median and minimum printed;
 (b) publish a ring that exposes the whole bookworm main catalog (63,440 packages; pool by pull-through),
     first publish and a republish with nothing changed (the daily Valid-Until renewal);
 (c) download throughput of one cached 64 MiB file from `uus serve` against nginx serving the same file, and
@@ -132,9 +133,51 @@ def timed(cmd: list[str], **kw) -> float:
 # --------------------------------------------------------------------------- (a)
 
 
+def bench_publish_debs(data: Path, work: Path, n: int, have: dict, rounds: int) -> None:
+    entries = index_entries(data, n)
+    t0 = time.perf_counter()
+    debs = build_debs(entries, work / "debs")
+    print(f"(a) built {len(debs)} .debs with dpkg-deb in {time.perf_counter() - t0:.1f} s (not timed below)")
+    gnupg = work / "g"
+    fpr = gpg_key(gnupg)
+    genv = {**os.environ, "GNUPGHOME": str(gnupg)}
+    tools = {"UUS": uus_one_command, "UUS, copy": uus_two_commands}
+    if have["reprepro"]:
+        tools["reprepro"] = reprepro_includedeb
+    if have["aptly"]:
+        tools["aptly"] = aptly_add_publish
+    how: dict[str, str] = {}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
+    print(f"(a) {rounds} rounds, the tools in a new order each round; {load()} at the start")
+    try:
+        for r in range(rounds):
+            order = list(tools)[r % len(tools) :] + list(tools)[: r % len(tools)]
+            for name in order:
+                run = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+                try:
+                    first, second, how[name] = tools[name](debs, work / "debs", run, genv, fpr)
+                finally:
+                    shutil.rmtree(run, ignore_errors=True)  # after the timing, and synced before the next
+                times[name].append((first, second))
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], capture_output=True)
+    print(f"(a) add + publish {len(debs)} small .debs (signed), wall seconds, median of {rounds} (min), {load()}:")
+    totals = {name: sorted(a + b for a, b in runs) for name, runs in times.items()}
+    for name, runs in times.items():
+        median = totals[name][len(runs) // 2]
+        parts = sorted(runs, key=lambda ab: ab[0] + ab[1])[len(runs) // 2]
+        detail = f"{parts[0]:.2f} + {parts[1]:.2f}: " if parts[1] else ""
+        print(f"    {name:10} {median:7.2f} s ({totals[name][0]:.2f})   {detail}{how[name]}")
+    others = {k: v[len(v) // 2] for k, v in totals.items() if not k.startswith("UUS")}
+    if others:
+        for name in ("UUS", "UUS, copy"):
+            verdict = all(totals[name][len(totals[name]) // 2] < v for v in others.values())
+            print(f"    {name}: median faster than {' and '.join(others)}: {'met' if verdict else 'NOT met'}")
+
+
 def settle() -> None:
-    """Flush what the previous step wrote before the next is timed: a tool must not pay for the disk
-    writes (or the deletions) of the one before it."""
+    """Flush what the previous step wrote (or removed) before the next is timed: no tool pays for
+    another's disk work."""
     os.sync()
     time.sleep(2)
 
@@ -143,24 +186,9 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bench_publish_debs(data: Path, work: Path, n: int, have: dict) -> None:
-    entries = index_entries(data, n)
-    t0 = time.perf_counter()
-    debs = build_debs(entries, work / "debs")
-    print(f"(a) built {len(debs)} .debs with dpkg-deb in {time.perf_counter() - t0:.1f} s (not timed below)")
-    run = Path(tempfile.mkdtemp(prefix="run-", dir=work))  # removed after the measurements, not before
-    try:
-        _publish_debs(debs, work / "debs", run, have)
-    finally:
-        shutil.rmtree(run, ignore_errors=True)
-
-
-def _publish_debs(debs: list[Path], debs_dir: Path, run: Path, have: dict) -> None:
-    results: dict[str, tuple[float, float, str]] = {}
-    print(f"(a) {load()} at the start")
-
-    # UUS as reprepro's includedeb: one command that adds and publishes. --move hands the files over
-    # (hard links, as aptly makes by default), so each gets a copy of its own first (not timed).
+def uus_one_command(debs, debs_dir, run, genv, fpr) -> tuple[float, float, str]:
+    """As reprepro's includedeb: one command that adds and publishes. --move hands the files over
+    (hard links, as aptly makes by default), so UUS gets copies of its own first (not timed)."""
     incoming = run / "incoming"
     incoming.mkdir()
     for deb in debs:
@@ -169,50 +197,39 @@ def _publish_debs(debs: list[Path], debs_dir: Path, run: Path, have: dict) -> No
     run_uus(["repos", "key", "show"], env)  # migrate and make the signing key first (not timed, as for the others)
     settle()
     one, _, _ = run_uus(["packages", "upload", "--move", "--publish", "--ring", "production", str(incoming)], env)
-    results["UUS"] = (one, 0.0, "packages upload --move --publish --ring production DIR")
+    return one, 0.0, "uus packages upload --move --publish --ring production DIR"
 
-    # UUS copying the files, in two commands as aptly
-    env = scratch_env(run / "uus-copy")
+
+def uus_two_commands(debs, debs_dir, run, genv, fpr) -> tuple[float, float, str]:
+    env = scratch_env(run / "uus")
     run_uus(["repos", "key", "show"], env)
     settle()
     add, _, _ = run_uus(["packages", "upload", str(debs_dir)], env)
     pub, _, _ = run_uus(["repos", "publish", "production"], env)
-    results["UUS, copy"] = (add, pub, "packages upload DIR + repos publish production")
+    return add, pub, "uus packages upload DIR + uus repos publish production (files copied)"
 
-    gnupg = run / "g"
-    fpr = gpg_key(gnupg)
-    genv = {**os.environ, "GNUPGHOME": str(gnupg)}
-    if have["reprepro"]:
-        base = run / "reprepro"
-        (base / "conf").mkdir(parents=True)
-        (base / "conf/distributions").write_text(
-            f"Codename: bench\nSuite: bench\nArchitectures: amd64\nComponents: main\nSignWith: {fpr}\n"
-        )
-        settle()
-        # includedeb adds and exports (signed indexes) in one run
-        t = timed(["reprepro", "-b", str(base), "--silent", "includedeb", "bench", *map(str, debs)], env=genv)
-        results["reprepro"] = (t, 0.0, "includedeb (adds and exports)")
-    if have["aptly"]:
-        root = run / "aptly"
-        cfg = run / "aptly.conf"
-        cfg.write_text(f'{{"rootDir": "{root}", "gpgProvider": "gpg", "architectures": ["amd64", "all"]}}')
-        a = ["aptly", f"-config={cfg}"]
-        timed([*a, "repo", "create", "-distribution=bench", "-component=main", "bench"], env=genv)
-        settle()
-        add = timed([*a, "repo", "add", "bench", *map(str, debs)], env=genv)
-        pub = timed([*a, "publish", "repo", f"-gpg-key={fpr}", "-batch", "bench"], env=genv)
-        results["aptly"] = (add, pub, "repo add + publish repo (hard-links the files)")
-    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], capture_output=True)
-    print(f"(a) add + publish {len(debs)} small .debs (signed), wall seconds, {load()} at the end:")
-    for tool, (first, second, how) in results.items():
-        detail = f"{first:.2f} + {second:.2f}" if second else "one command"
-        print(f"    {tool:10} {first + second:7.2f} s   ({detail}: {how})")
-    others = {k: v[0] + v[1] for k, v in results.items() if not k.startswith("UUS")}
-    if others:
-        for name in ("UUS", "UUS, copy"):
-            total = results[name][0] + results[name][1]
-            verdict = all(total < v for v in others.values())
-            print(f"    {name}: faster than {' and '.join(others)}: {'met' if verdict else 'NOT met'}")
+
+def reprepro_includedeb(debs, debs_dir, run, genv, fpr) -> tuple[float, float, str]:
+    base = run / "reprepro"
+    (base / "conf").mkdir(parents=True)
+    (base / "conf/distributions").write_text(
+        f"Codename: bench\nSuite: bench\nArchitectures: amd64\nComponents: main\nSignWith: {fpr}\n"
+    )
+    settle()
+    t = timed(["reprepro", "-b", str(base), "--silent", "includedeb", "bench", *map(str, debs)], env=genv)
+    return t, 0.0, "reprepro includedeb (adds and exports; files copied)"
+
+
+def aptly_add_publish(debs, debs_dir, run, genv, fpr) -> tuple[float, float, str]:
+    root = run / "aptly"
+    cfg = run / "aptly.conf"
+    cfg.write_text(f'{{"rootDir": "{root}", "gpgProvider": "gpg", "architectures": ["amd64", "all"]}}')
+    a = ["aptly", f"-config={cfg}"]
+    timed([*a, "repo", "create", "-distribution=bench", "-component=main", "bench"], env=genv)
+    settle()
+    add = timed([*a, "repo", "add", "bench", *map(str, debs)], env=genv)
+    pub = timed([*a, "publish", "repo", f"-gpg-key={fpr}", "-batch", "bench"], env=genv)
+    return add, pub, "aptly repo add + publish repo (files hard-linked)"
 
 
 # --------------------------------------------------------------------------- (b)
@@ -365,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="real data directory (default ../shared/data)")
     ap.add_argument("--debs", type=int, default=5000, help="small .debs for (a) (default 5000)")
     ap.add_argument("--rounds", type=int, default=5, help="download rounds for (c)")
+    ap.add_argument("--rounds-a", type=int, default=3, help="rounds of (a), each tool once per round (median)")
     ap.add_argument("--parallel", type=int, default=4, help="parallel downloads per round for (c)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c")
     ap.add_argument("--work", default="", help="work directory (kept; the built .debs are reused)")
@@ -376,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         for part, fn in (
-            ("a", lambda w: bench_publish_debs(data, w, args.debs, have)),
+            ("a", lambda w: bench_publish_debs(data, w, args.debs, have, args.rounds_a)),
             ("b", lambda w: bench_whole_catalog(data, w)),
             ("c", lambda w: bench_throughput(w, have, args.rounds, args.parallel)),
         ):
