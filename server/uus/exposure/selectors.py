@@ -10,7 +10,6 @@ reboot pending". Storage, upkeep and costs: docs/decisions/0005-exposure-finding
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from uus.catalog.choices import PRIORITIES, priority_rank
-from uus.catalog.models import AffectedPackage, Notice, NoticeCve
+from uus.catalog.models import AffectedPackage, NoticeCve
 from uus.core.debversion import is_valid_version, version_key
 from uus.core.exceptions import UusError
 from uus.inventory.models import Machine, Package
@@ -745,52 +744,49 @@ def fixed_machines(q: Query, exposed_ids: set[int]) -> int:
     return len(fixed - exposed_ids)
 
 
-def _entry_ranks() -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """({notice: {CVE: priority rank}}, {notice: its own rank}) as findings() rates them."""
-    per_cve: dict[str, dict[str, int]] = defaultdict(dict)
-    for notice, cve, nc_prio, cve_prio, notice_prio in NoticeCve.objects.values_list(
-        "notice_id", "cve_id", "priority", "cve__priority", "notice__priority"
-    ):
-        per_cve[notice][cve] = priority_rank(nc_prio or cve_prio or notice_prio)
-    return per_cve, {n: priority_rank(p) for n, p in Notice.objects.values_list("id", "priority")}
-
-
 def fleet_overview(top: int = 10) -> dict:
     """Dashboard numbers: machines exposed at each (highest) priority and the notices affecting most machines.
-    One pass over the findings (per set, no CVE rows) and one grouped count of machines: its cost follows the
+    One pass over the findings (per set, three integers a row) and the machine counts: its cost follows the
     number of distinct inventories, not of machines."""
-    t = {"f": Finding._meta.db_table, "a": AffectedPackage._meta.db_table, "p": Package._meta.db_table}
-    sql = f"""
-        SELECT DISTINCT f.package_set_id, a.release, a.notice_id, a.cves, p.name, p.architecture, p.source
-        FROM {t["f"]} f JOIN {t["a"]} a ON a.id = f.affected_id JOIN {t["p"]} p ON p.id = f.package_id
-    """
-    per_cve, notice_rank = _entry_ranks()
+    found = _finding_rows(Query())
+    entries = _entries({a for _, a, _ in found}, Query()) if found else {}
+    packages = _packages({p for _, _, p in found}) if found else {}
+    facts: dict[tuple[int, int], tuple | None] = {}
     per_pair: dict[tuple[int, str], list[tuple]] = defaultdict(list)
-    with connection.cursor() as cur:
-        cur.execute(sql)
-        for set_id, release, notice, entry_cves, name, arch, source in cur.fetchall():
-            if isinstance(entry_cves, str):
-                entry_cves = json.loads(entry_cves)
-            cves = {c: r for c, r in per_cve.get(notice, {}).items() if not entry_cves or c in entry_cves}
-            rank = max(cves.values(), default=notice_rank.get(notice, 0))
-            running = _kernel_release(name) if _is_kernel(source, name) else None
-            keys = {(notice, c, name, arch) for c in cves} or {(notice, None, name, arch)}
-            per_pair[(set_id, release)].append((notice, rank, running, keys))
+    for set_id, affected_id, package_id in found:
+        e = entries[affected_id]
+        f = facts.get((affected_id, package_id), False)
+        if f is False:
+            name, arch, _, source, _ = packages[package_id]
+            # (notice, worst priority rank of its CVEs, kernel release or None, the findings it makes)
+            f = facts[(affected_id, package_id)] = (
+                (
+                    e.notice,
+                    max(priority_rank(p) for _, p in e.cves),
+                    _kernel_release(name) if _is_kernel(source, name) else None,
+                    frozenset((e.notice, c, name, arch) for c, _ in e.cves),
+                )
+                if e.cves
+                else None
+            )
+        if f is not None:
+            per_pair[(set_id, e.release)].append(f)
     by_priority: dict[str, int] = defaultdict(int)
     per_notice: dict[str, int] = defaultdict(int)
     exposed = findings_count = 0
     kernel_matters = {pair: any(r[2] for r in rows) for pair, rows in per_pair.items()}
+    same_rows = {pair: tuple(map(id, rows)) for pair, rows in per_pair.items()}  # facts keep the rows alive
     answers: dict[tuple, tuple | None] = {}
     for set_id, release, kernel, _ring, n in _machine_groups({k[0] for k in per_pair}):
         pair = (set_id, release)
         if pair not in per_pair:
             continue
-        key = (pair, kernel if kernel_matters[pair] else None)
+        key = (same_rows[pair], kernel if kernel_matters[pair] else None)
         if key not in answers:  # (findings, worst priority, notices) of each machine of the group
             rows = [r for r in per_pair[pair] if not r[2] or _is_running(r[2], kernel)]
             answers[key] = (
                 (
-                    len(set().union(*(r[3] for r in rows))),
+                    len(frozenset().union(*(r[3] for r in rows))),
                     _PRIORITY_NAMES[max(r[1] for r in rows)],
                     {r[0] for r in rows},
                 )
