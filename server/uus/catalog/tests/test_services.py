@@ -354,3 +354,25 @@ def test_sync_records_the_pocket_of_every_suite_and_the_variant_fetched(tmp_path
         # the newest version in SQL, by the version key: what matching relies on
         newest = ArchivePackage.objects.filter(name="openssh-client").order_by("-version_key").first()
         assert newest.version == "1:9.2p1-2+deb12u7" and newest.index.pocket == "security"
+
+
+def test_a_cve_first_seen_unrated_takes_the_priority_a_later_notice_gives_it(tmp_path):
+    doc = json.loads((OSV / "usn" / "USN-6400-1.json").read_text())
+    unrated = json.loads(json.dumps(doc))
+    unrated["id"] = "USN-9996-1"
+    for entry in unrated["affected"]:
+        entry.get("database_specific", {}).pop("cves_map", None)  # CVEs from `upstream`: no priority
+    (tmp_path / "unrated.json").write_text(json.dumps(unrated))
+    services.notices_import(str(tmp_path / "unrated.json"))
+    cve = Cve.objects.get(pk="CVE-2022-48566")
+    assert (cve.priority, cve.cvss) == ("", [])
+    services.notices_import(str(OSV / "usn" / "USN-6400-1.json"))
+    cve.refresh_from_db()
+    assert cve.priority == "medium" and cve.priority_rank == 3
+    assert cve.cvss == [{"type": "CVSS_V3", "vector": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N"}]
+    assert set(cve.notices.values_list("id", flat=True)) == {"USN-9996-1", "USN-6400-1"}
+    unrated["modified"] = "2099-01-01T00:00:00Z"  # a revised unrated mention never lowers it
+    (tmp_path / "unrated.json").write_text(json.dumps(unrated))
+    assert services.notices_import(str(tmp_path / "unrated.json")).updated == 1
+    cve.refresh_from_db()
+    assert cve.priority == "medium"
