@@ -160,7 +160,8 @@ def _link_checked(staged: Path, src_path: str | os.PathLike, data: bytes | None,
                 same = digest.hexdigest() == sha256
         if not same:
             raise PoolError("the file changed while it was being read")
-        os.chmod(staged, 0o644)
+        if st.st_mode & 0o444 != 0o444:  # others (a front server) read the pool too
+            os.chmod(staged, 0o644)
     except (OSError, PoolError):
         staged.unlink(missing_ok=True)
         return False  # the copy checks the bytes again and says what is wrong
