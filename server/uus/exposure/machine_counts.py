@@ -9,6 +9,11 @@ cascades, and a trigger sees every one of them inside the writing transaction, s
 drift from the rows it counts. A machine is counted when it has an inventory and is not revoked; no
 ring membership is ring 0 (the default ring).
 
+- On PostgreSQL, inserts and deletes are counted once per statement (transition tables), so a bulk insert
+  costs one change per group; updates are counted per row, because a statement trigger on updates would
+  cost every agent check-in (one UPDATE of the machine row) about 50 µs, while the row trigger's WHEN
+  clause costs it nothing. The price is a bulk UPDATE that moves many machines of one group in one
+  transaction: each move writes a new version of the same count row (50,000 machines: about 40 s).
 - On PostgreSQL, a trigger that moves a machine between two groups changes the lower key first, so
   two transactions moving machines in opposite directions wait for each other instead of
   deadlocking; a ring membership change locks its machine row (FOR SHARE) before reading it, so it
@@ -164,6 +169,22 @@ POSTGRESQL = [
             PERFORM exposure_count_move(os, o_r, ok, og, ns, nr, nk, ng);
             RETURN NULL;
         END $$""",
+    # Inserts and deletes are counted per statement, one change per group in key order: a bulk insert of
+    # 50,000 machines of one group cost 0.36 ms a row with a row trigger (each one a new version of the same
+    # count row), and the key order keeps concurrent statements from deadlocking.
+    f"""CREATE OR REPLACE FUNCTION exposure_count_machines() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE g record; d integer := TG_ARGV[0]::integer;
+        BEGIN
+            FOR g IN
+                SELECT c.package_set_id, c.release, c.kernel, COALESCE(rm.ring_id, 0) AS ring_id, COUNT(*) AS n
+                FROM changed c LEFT JOIN {MEMBERSHIP} rm ON rm.machine_id = c.id
+                WHERE c.package_set_id IS NOT NULL AND NOT c.is_revoked
+                GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            LOOP
+                PERFORM exposure_count_add(g.package_set_id, g.release, g.kernel, g.ring_id, d * g.n::integer);
+            END LOOP;
+            RETURN NULL;
+        END $$""",
     f"""CREATE OR REPLACE FUNCTION exposure_count_member() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE m record;
         BEGIN
@@ -186,12 +207,12 @@ POSTGRESQL = [
             RETURN NULL;
         END $$""",
     f"""CREATE TRIGGER exposure_count_machine_insert AFTER INSERT ON {MACHINE}
-        FOR EACH ROW EXECUTE FUNCTION exposure_count_machine()""",
+        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION exposure_count_machines(1)""",
     f"""CREATE TRIGGER exposure_count_machine_update AFTER UPDATE OF {", ".join(_GROUP_COLUMNS)} ON {MACHINE}
         FOR EACH ROW WHEN ({_CHANGED.replace(" IS NOT ", " IS DISTINCT FROM ")})
         EXECUTE FUNCTION exposure_count_machine()""",
     f"""CREATE TRIGGER exposure_count_machine_delete AFTER DELETE ON {MACHINE}
-        FOR EACH ROW EXECUTE FUNCTION exposure_count_machine()""",
+        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION exposure_count_machines('-1')""",
     f"""CREATE TRIGGER exposure_count_member_insert AFTER INSERT ON {MEMBERSHIP}
         FOR EACH ROW EXECUTE FUNCTION exposure_count_member()""",
     f"""CREATE TRIGGER exposure_count_member_update AFTER UPDATE OF machine_id, ring_id ON {MEMBERSHIP}

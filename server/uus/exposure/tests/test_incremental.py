@@ -66,7 +66,7 @@ def test_a_machines_new_inventory_re_evaluates_only_its_own_set(fleet, tmp_path)
     # packages matched against the notices (for this one new (set, release) pair)
     assert len(inserts) == 2
     assert f"f.package_set_id = {old_set}" in inserts[0] and "NOT IN" in inserts[0]
-    assert f"e.id = {pair.pk} AND p.id IN ({','.join(map(str, sorted(changed)))})" in inserts[1]
+    assert f"e.id = {pair.pk} AND m.package_id IN ({','.join(map(str, sorted(changed)))})" in inserts[1]
     after = _rows()
     # nothing of any other set was deleted or rewritten; only the new set gained rows
     assert {r for r in before if r[1] != machine.package_set_id} <= after
