@@ -37,11 +37,16 @@ def machine_list(request):
         ]
     )
     page = Paginator(qs, 100).get_page(request.GET.get("page"))
+    # the directory comes after inventory in the app order; the OU filter itself asks it the same way
+    from uus.directory.selectors import ou_target_choices
+
+    ous = [(value.removeprefix("ou:"), label) for value, label in ou_target_choices()]
     return render(
         request,
         "inventory/machine_list.html",
         {
             "page": page,
+            "ous": ous,
             "f": fs.data,
             "counts": counts,
             "chart": chart,

@@ -136,6 +136,21 @@ def test_ou_tree_page(acceptance_ldap, auditor_user):
     assert "/machines/?ou=" in row
 
 
+def test_machine_list_offers_the_ous_and_filters_by_one(acceptance_ldap, auditor_user):
+    for host in expected_ous()[HOSTS]:
+        machine_make(host)
+    machine_make("lab-01")  # in no directory
+    services.directory_sync(source=source_make(acceptance_ldap))
+    c = login(auditor_user)
+    london = "ou=London,ou=EMEA,ou=Hosts,dc=corp,dc=test"
+    text = c.get("/machines/").content.decode()
+    assert '<select name="ou"' in text and f'<option value="{london}">' in text
+    page = c.get("/machines/", {"ou": london}).content.decode()
+    assert f'<option value="{london}" selected>' in page
+    listed = {h for h in expected_ous()[HOSTS] + ["lab-01"] if f">{h}<" in page}
+    assert listed == set(expected_ous()[london])
+
+
 def test_ou_tree_page_shows_exposed_machines_per_ou(acceptance_ldap, auditor_user):
     """Exposure per OU as the exposure app judges it: two London machines run a wayland older than
     USN-5614-1's fix, one Madrid machine the fixed one; every OU above counts what is below it."""
