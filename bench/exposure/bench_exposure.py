@@ -10,12 +10,17 @@ inserted directly through inventory's models, and `--machines` machines spread o
 share inventories. Half of the sets carry a vulnerable openssh, the other half the fixed one.
 
 Then, timed separately:
+0. the machine counts per (set, release, kernel, ring) that the database triggers kept while the machines
+   were inserted, compared with a recount (what `uus exposure rebuild` does), and the recount's time;
 1. evaluation of every set against every notice but USN-6859-1 (openssh);
 2. importing USN-6859-1, which affects half the fleet, with its re-evaluation (the catalog's signal);
 3. p50/p95 of a CVE query and of a package query as the API runs them (selectors.search: counts per
-   priority and status over every affected machine, and the findings of the first page of 100 machines),
+   priority and status over every affected machine, from the machine counts, and the findings of the
+   first page of 100 machines),
    and as the web page runs it (the same, plus the count of machines already fixed);
-4. the full per-machine list of one CVE (`uus cve ID --json` builds this), and the dashboard overview.
+4. the full per-machine list of one CVE (`uus cve ID --json` builds this), and the dashboard overview;
+5. one machine's changed inventory (curl upgraded): exposure's re-evaluation of the changed packages only, and
+   of the whole new set (rolled back, so the fleet stays as it was).
 """
 
 from __future__ import annotations
@@ -251,6 +256,51 @@ def main() -> None:
     print(
         f"4. dashboard overview: {overview['exposed_machines']:,} exposed machines in {time.perf_counter() - t0:.2f} s"
     )
+    # -- 5. one machine's changed inventory: only the changed packages vs the whole new set -------------
+    from uus.exposure import receivers
+    from uus.inventory.choices import PackageStatus
+    from uus.inventory.models import PackageChunkMember
+    from uus.inventory.services import inventory_apply_full
+    from uus.inventory.signals import inventory_changed
+
+    spent: list[float] = []
+
+    def timed_receiver(sender, machine, changed_package_ids, **kwargs):
+        t = time.perf_counter()
+        receivers.on_inventory_changed(sender, machine, changed_package_ids, **kwargs)
+        spent.append((time.perf_counter() - t) * 1000)
+
+    inventory_changed.disconnect(dispatch_uid="exposure-inventory")
+    inventory_changed.connect(timed_receiver, dispatch_uid="bench-exposure-inventory")
+    times: dict[str, list[float]] = {"changed packages only": [], "whole set": []}
+    limit = services.DELTA_LIMIT
+    for i in range(12):
+        mode = list(times)[i % 2]
+        machine = Machine.objects.get(hostname=f"host-{i:07d}")
+        members = PackageChunkMember.objects.filter(chunk__set_chunks__package_set_id=machine.package_set_id)
+        entries = sorted(
+            (n, a, v + f"+b{i}" if s == "curl" else v, s, sv + f"+b{i}" if s == "curl" else sv, PackageStatus(st).label)
+            for n, a, v, s, sv, st in members.values_list(
+                "package__name",
+                "package__architecture",
+                "package__version",
+                "package__source",
+                "package__source_version",
+                "status",
+            )
+        )
+        services.DELTA_LIMIT = limit if mode == "changed packages only" else -1
+        with transaction.atomic():
+            inventory_apply_full(machine=machine, inventory_hash=pk.inventory_hash(entries), entries=entries)
+            transaction.set_rollback(True)  # measure, keep the fleet as it was
+        times[mode].append(spent.pop())
+    services.DELTA_LIMIT = limit
+    for mode, values in times.items():
+        print(
+            f"5. a machine's changed inventory ({len(entries)} packages, curl upgraded), exposure re-evaluation, "
+            f"{mode}: median {percentile(values, 50):.1f} ms of {len(values)}"
+        )
+
     if args.keep or args.database_url:
         print(f"scratch data kept in {work}" if args.keep else "")
     if not args.keep:
