@@ -230,8 +230,9 @@ def _free_port() -> int:
 class ServeProcess:
     """`uus serve` as a real process on its own embedded data directory, which outlives the process."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, worker: bool = False):
         self.data_dir = data_dir
+        self.worker = worker  # the in-process worker, which also runs the periodic jobs
         self.port = _free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("UUS_")}
         self.env.update({"UUS_DATA_DIR": str(data_dir), "UUS_LOG_LEVEL": "WARNING"})
@@ -240,7 +241,7 @@ class ServeProcess:
     def start(self) -> None:
         log = open(self.data_dir / "serve.log", "a")
         self.proc = subprocess.Popen(
-            [*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}", "--no-worker"],
+            [*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}", *([] if self.worker else ["--no-worker"])],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

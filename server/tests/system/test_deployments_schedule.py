@@ -17,13 +17,11 @@ import fcntl
 import json
 import subprocess
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from uus.deployments.tests.peers import smtp_peer, webhook_peer
-from uus.testing.fixtures import uus_command
 
 from .test_agent_inventory import ServeProcess, agent, agent_command, deb, dpkg, make_root
 from .test_deployments_agent import version_of
@@ -35,28 +33,8 @@ class Server(ServeProcess):
     """`uus serve` with its in-process worker (the periodic jobs run), settings from `extra_env`."""
 
     def __init__(self, data_dir: Path, **extra_env: str):
-        super().__init__(data_dir)
+        super().__init__(data_dir, worker=True)
         self.env.update(extra_env)
-
-    def start(self) -> None:
-        log = open(self.data_dir / "serve.log", "a")
-        self.proc = subprocess.Popen(
-            [*uus_command(), "serve", "--bind", f"127.0.0.1:{self.port}"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, (self.data_dir / "serve.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("uus serve did not answer /healthz")
 
     def json(self, *args: str):
         r = self.cli(*args, "--json")
