@@ -9,6 +9,7 @@ Hooks for later work, called inside the check-in's transaction:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -51,49 +52,61 @@ def job_results_record(machine: Machine, results: list[dict]) -> list[str]:
 
 
 # The two hooks below run at every check-in, a thousand times a second at fleet scale, and most of
-# the time they find nothing new: each first asks one plain SQL question (the ORM's query building
-# cost more than the queries themselves; docs/performance.md, "Fleet").
+# the time they find nothing new: each first asks one plain SQL question, written once per process
+# (the ORM's query building cost more than the queries themselves; docs/performance.md, "Fleet").
+
+
+@functools.cache
+def _open_jobs_sql(vendor: str) -> str:
+    from uus.deployments.models import MachineJob
+    from uus.deployments.services import OPEN_JOB_STATES
+
+    q = connection.ops.quote_name
+    opts = MachineJob._meta
+    return (
+        f"SELECT 1 FROM {q(opts.db_table)} WHERE {q(opts.get_field('machine').column)} = %s "
+        f"AND {q(opts.get_field('state').column)} IN ({', '.join(['%s'] * len(OPEN_JOB_STATES))}) LIMIT 1"
+    )
 
 
 def jobs_for_machine(machine: Machine) -> list[dict]:
     """Jobs to deliver: [{id, type, params, deadline}] (uus.deployments)."""
-    from uus.deployments.models import MachineJob
     from uus.deployments.services import OPEN_JOB_STATES
     from uus.deployments.services import jobs_for_machine as deliver
 
-    q = connection.ops.quote_name
-    opts = MachineJob._meta
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT 1 FROM {q(opts.db_table)} WHERE {q(opts.get_field('machine').column)} = %s "
-            f"AND {q(opts.get_field('state').column)} IN ({', '.join(['%s'] * len(OPEN_JOB_STATES))}) LIMIT 1",
-            [machine.pk, *OPEN_JOB_STATES],
-        )
+        cur.execute(_open_jobs_sql(connection.vendor), [machine.pk, *OPEN_JOB_STATES])
         if cur.fetchone() is None:
             return []
     return deliver(machine)
+
+
+@functools.cache
+def _ring_repository_sql(vendor: str) -> str:
+    """The machine's ring (its membership, else the default ring) and what its repository publishes."""
+    from uus.approvals.models import Ring, RingMembership
+    from uus.repos.models import RingRepository
+
+    q = connection.ops.quote_name
+    ring, member, repo = Ring._meta, RingMembership._meta, RingRepository._meta
+    return (
+        f"SELECT r.{q('name')}, rr.{q('suites')} FROM {q(ring.db_table)} r "
+        f"JOIN {q(repo.db_table)} rr ON rr.{q('ring_id')} = r.{q('id')} "
+        f"WHERE r.{q('id')} = COALESCE("
+        f"(SELECT m.{q('ring_id')} FROM {q(member.db_table)} m WHERE m.{q('machine_id')} = %s), "
+        f"(SELECT d.{q('id')} FROM {q(ring.db_table)} d WHERE d.{q('name')} = %s))"
+    )
 
 
 def apt_for_machine(machine: Machine) -> dict | None:
     """{"sources": ..., "key_url": ...} for the machine's ring, or None to leave apt alone (its ring
     has not been published yet). URLs use `base_url`, else the address the agent reached us at.
     A machine without a ring membership is in the default ring (approvals.selectors.ring_of)."""
-    from uus.approvals.models import Ring, RingMembership
     from uus.approvals.selectors import DEFAULT_RING
-    from uus.repos.models import RingRepository
     from uus.repos.services import apt_config, public_base_url
 
-    q = connection.ops.quote_name
-    ring, member, repo = Ring._meta, RingMembership._meta, RingRepository._meta
     with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT r.{q('name')}, rr.{q('suites')} FROM {q(ring.db_table)} r "
-            f"JOIN {q(repo.db_table)} rr ON rr.{q('ring_id')} = r.{q('id')} "
-            f"WHERE r.{q('id')} = COALESCE("
-            f"(SELECT m.{q('ring_id')} FROM {q(member.db_table)} m WHERE m.{q('machine_id')} = %s), "
-            f"(SELECT d.{q('id')} FROM {q(ring.db_table)} d WHERE d.{q('name')} = %s))",
-            [machine.pk, DEFAULT_RING],
-        )
+        cur.execute(_ring_repository_sql(connection.vendor), [machine.pk, DEFAULT_RING])
         row = cur.fetchone()
     if row is None:
         return None

@@ -10,6 +10,7 @@ with `machine_lock` inside their transaction before calling the inventory servic
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -204,7 +205,7 @@ def machine_register(*, token: str, facts: dict, agent_version: str = "") -> Cre
 
 def machine_authenticate(*, client_id: str, secret: str) -> Machine:
     """The machine with these credentials, or MachineUnauthorized / MachineRevoked."""
-    machine = _machine_fetch(f"{connection.ops.quote_name('client_id')} = %s", client_id)
+    machine = _machine_fetch("client_id", client_id)
     if machine is None or not _same(machine.secret_hash, secret):
         raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
@@ -235,16 +236,18 @@ AGENT_PATH_FIELDS = frozenset(
 )
 
 
-def _machine_row_sql(where: str, *, for_update: bool) -> tuple[str, list]:
+@functools.cache
+def _machine_row_sql(key_column: str, for_update: bool, vendor: str) -> tuple[str, list]:
+    """The SELECT of the agent path's columns by one key, built once per process (and database)."""
     fields = [f for f in Machine._meta.concrete_fields if f.attname in AGENT_PATH_FIELDS]
     q = connection.ops.quote_name
     lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    sql = f"SELECT {', '.join(q(f.column) for f in fields)} FROM {q(Machine._meta.db_table)} WHERE {where}{lock}"
-    return sql, fields
+    columns = ", ".join(q(f.column) for f in fields)
+    return f"SELECT {columns} FROM {q(Machine._meta.db_table)} WHERE {q(key_column)} = %s{lock}", fields
 
 
-def _machine_fetch(where: str, param, *, for_update: bool = False) -> Machine | None:
-    sql, fields = _machine_row_sql(where, for_update=for_update)
+def _machine_fetch(key_column: str, param, *, for_update: bool = False) -> Machine | None:
+    sql, fields = _machine_row_sql(key_column, for_update, connection.vendor)
     with connection.cursor() as cur:
         cur.execute(sql, [param])
         row = cur.fetchone()
@@ -273,7 +276,7 @@ def _machine_update(machine: Machine, fields: Iterable[str]) -> None:
 def machine_lock(machine_pk: int) -> Machine:
     """Fetch a machine inside the current transaction, locked against concurrent requests (the columns
     of AGENT_PATH_FIELDS loaded, the rest on first use)."""
-    machine = _machine_fetch(f"{connection.ops.quote_name('id')} = %s", machine_pk, for_update=True)
+    machine = _machine_fetch("id", machine_pk, for_update=True)
     if machine is None:
         raise MachineUnauthorized("unknown machine credentials: register the machine again")
     if machine.is_revoked:
