@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -149,15 +149,21 @@ def signing_key_rotate() -> dict:
     return signing_key_info()
 
 
-def signing_key_retire(fingerprint: str) -> dict:
+def _signing_keys_change(change: Callable[[str], None]) -> dict:
+    """Apply a refusable change to the keyring (a SigningError is the admin's to fix), publish the
+    public keys that result, and re-sign every ring."""
     with _key_lock:
         try:
-            signing.signing_key_retire(gnupg_home(), fingerprint)
+            change(gnupg_home())
         except signing.SigningError as exc:
             raise UusError(exc.message, code="invalid") from None
         write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
     repos_publish_soon()
     return signing_key_info()
+
+
+def signing_key_retire(fingerprint: str) -> dict:
+    return _signing_keys_change(lambda home: signing.signing_key_retire(home, fingerprint))
 
 
 def signing_key_import(armored_secret_key: bytes) -> dict:
@@ -165,14 +171,7 @@ def signing_key_import(armored_secret_key: bytes) -> dict:
     tried before it is kept); the previous key stays published and co-signing, as after a rotation.
     The key material goes to gpg on stdin, never to a log or a command line."""
     signing_key_current()
-    with _key_lock:
-        try:
-            signing.signing_key_import(gnupg_home(), armored_secret_key)
-        except signing.SigningError as exc:
-            raise UusError(exc.message, code="invalid") from None
-        write_atomic(key_asc_path(), signing.export_public_key(gnupg_home()))
-    repos_publish_soon()
-    return signing_key_info()
+    return _signing_keys_change(lambda home: signing.signing_key_import(home, armored_secret_key))
 
 
 def public_key_armored() -> bytes:
