@@ -49,3 +49,23 @@ def scratch_env(base: Path, database_url: str | None = None) -> dict:
     if database_url:
         env["UUS_DATABASE_URL"] = database_url
     return env
+
+
+def django_in_process(data_dir: str | Path, database_url: str | None = None, *, migrate: bool = True) -> None:
+    """Make this process a UUS server on `data_dir` (its SQLite, or `database_url`), migrated, for
+    benchmarks that call the server's code directly."""
+    server = str(REPO / "server")
+    if server not in sys.path:
+        sys.path.insert(0, server)
+    os.environ["UUS_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("UUS_LOG_LEVEL", "WARNING")
+    if database_url:
+        os.environ["UUS_DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "uus.settings")
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
 import shutil
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server"))
-from common import data_dir
+from common import data_dir, django_in_process
 
 ISO_INDEX = "ubuntu-packages/jammy-22.04-server-iso/dists/jammy/main/binary-amd64/Packages.gz"
 OPENSSH_NOTICE = "USN-6859-1.json"
@@ -108,18 +107,8 @@ def main() -> None:
             sys.exit(f"benchmark data missing: {need} (pass --data PATH to the shared/data folder)")
 
     work = Path(tempfile.mkdtemp(prefix="uus-bench-exposure-"))
-    os.environ["UUS_DATA_DIR"] = str(work)
-    os.environ.setdefault("UUS_LOG_LEVEL", "WARNING")
-    if args.database_url:
-        os.environ["UUS_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "uus.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_in_process(work, args.database_url)
     from django.db import connection, transaction
-
-    call_command("migrate", verbosity=0)
     from uus.catalog.services import notices_import
     from uus.catalog.signals import notices_changed
     from uus.exposure import machine_counts, selectors, services

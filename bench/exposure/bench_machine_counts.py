@@ -13,14 +13,14 @@ WHEN clause avoids).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import django_in_process
 
 
 def main() -> None:
@@ -29,18 +29,8 @@ def main() -> None:
     ap.add_argument("--database-url", help="PostgreSQL URL (an empty database); default: SQLite in a scratch dir")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="uus-bench-counts-"))
-    os.environ["UUS_DATA_DIR"] = str(work)
-    os.environ.setdefault("UUS_LOG_LEVEL", "WARNING")
-    if args.database_url:
-        os.environ["UUS_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "uus.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_in_process(work, args.database_url)
     from django.db import connection, transaction
-
-    call_command("migrate", verbosity=0)
     from uus.exposure import machine_counts
     from uus.inventory.models import Machine
     from uus.inventory.tests.factories import machine_make

@@ -10,13 +10,12 @@ apps fill in (jobs, job results, apt configuration), run inside the check-in's t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "server"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import django_in_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (Path(args.data_dir) / "uus.sqlite3").exists() and not args.database_url:
         raise SystemExit(f"{args.data_dir} holds no uus.sqlite3: run bench/fleet/run.py --data-dir first")
-    os.environ["UUS_DATA_DIR"] = args.data_dir
-    os.environ.setdefault("UUS_LOG_LEVEL", "WARNING")
-    if args.database_url:
-        os.environ["UUS_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "uus.settings")
-    import django
-
-    django.setup()
+    django_in_process(args.data_dir, args.database_url, migrate=False)
     from django.db import transaction
     from uus.agentapi import services as api
     from uus.inventory import services as inventory

@@ -41,7 +41,9 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(REPO / "server"))
 
-from fleet import fleet as F  # noqa: E402 - after the path setup above
+from common import django_in_process  # noqa: E402 - after the path setup above
+
+from fleet import fleet as F  # noqa: E402
 
 FIELDS = ("name", "architecture", "version", "source", "source_version", "status")
 
@@ -394,17 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = None
     data_dir = args.data_dir or (tmp := tempfile.mkdtemp(prefix="uus-bench-"))
-    os.environ["UUS_DATA_DIR"] = data_dir
-    os.environ.setdefault("UUS_LOG_LEVEL", "WARNING")
-    if args.database_url:
-        os.environ["UUS_DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "uus.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
+    django_in_process(data_dir, args.database_url)
     from django.db import connection
 
     if args.persistent_connections:
