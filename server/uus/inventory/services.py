@@ -322,7 +322,7 @@ def machine_check_in(
     changed = ["exchange_token_hash", "previous_exchange_token_hash", "last_seen", "updated"]
     machine.exchange_token_hash = credential_hash(token)
     machine.previous_exchange_token_hash = previous
-    machine.last_seen = machine.updated = now
+    machine.last_seen = now  # `updated` is set where the row is written (_machine_save)
     digest = facts_digest(facts)
     if digest != machine.facts_hash:  # facts rarely change: most check-ins skip their fields entirely
         for name, value in facts_fields(facts).items():
